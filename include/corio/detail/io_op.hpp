@@ -1,0 +1,27 @@
+// The operation protocol: every ring operation is an io_op living in the awaiting frame.
+#pragma once
+
+#include <corio/detail/sched_node.hpp>
+
+#include <cstdint>
+
+namespace corio::detail {
+
+/// One io_uring operation. It is the awaiter's state, lives in the coroutine frame (no allocation
+/// per operation), and the SQE's user_data points at it. Immovable while in flight.
+///
+/// Life cycle, owned by the worker whose ring carries it: prepared (an SQE points at it) ->
+/// submitted -> its final CQE is reaped by that worker, which calls on_cqe (or, by default,
+/// stores the result and schedules `node`). Cancellation is one more completion (-ECANCELED);
+/// there is no other way out. At shutdown the worker cancels every op and reaps every CQE
+/// before any frame is destroyed, so the kernel never writes into freed memory.
+struct io_op {
+  sched_node node;
+  std::int32_t res = 0;
+  std::uint32_t cqe_flags = 0;
+  /// Called on the ring owner's thread for each CQE of this op. Null: store res and flags and
+  /// schedule `node`.
+  void (*on_cqe)(io_op* op, std::int32_t res, std::uint32_t flags) noexcept = nullptr;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,114 @@
+// corio::join_handle<T>: the result of corio::spawn.
+#pragma once
+
+#include <corio/detail/root.hpp>
+#include <corio/task.hpp>
+
+#include <cerrno>
+#include <coroutine>
+#include <cstdint>
+#include <system_error>
+#include <utility>
+
+namespace corio {
+
+class runtime;
+
+namespace detail {
+[[noreturn]] void throw_empty_join_handle();
+[[noreturn]] void throw_join_cancelled(std::uint64_t id);
+}  // namespace detail
+
+/// A reference to a spawned task, to wait for its result.
+///
+/// `co_await h` suspends until the task finished and then yields its value or rethrows its
+/// exception; it consumes the result, and the handle is empty afterwards. The awaiting coroutine
+/// resumes on whichever worker ran the completion or stole the resumption; a task pinned with
+/// spawn_local resumes on its own worker.
+///
+/// Destroying (or detach()ing) a handle that was not awaited detaches the task: it keeps running,
+/// and an exception it ends with goes to runtime_options::on_unhandled_exception. A handle does not
+/// cancel its task. If the task was destroyed by shutdown before finishing, awaiting the handle
+/// throws std::system_error with ECANCELED.
+template <class T>
+class join_handle {
+ public:
+  join_handle() noexcept = default;
+  join_handle(join_handle&& other) noexcept
+      : task_(std::exchange(other.task_, nullptr)), frame_(std::exchange(other.frame_, nullptr)) {}
+  join_handle& operator=(join_handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      task_ = std::exchange(other.task_, nullptr);
+      frame_ = std::exchange(other.frame_, nullptr);
+    }
+    return *this;
+  }
+  join_handle(const join_handle&) = delete;
+  join_handle& operator=(const join_handle&) = delete;
+  ~join_handle() { reset(); }
+
+  /// False once the handle was joined, detached or moved from.
+  [[nodiscard]] bool valid() const noexcept { return task_ != nullptr; }
+  /// True once the task finished (or was cancelled); `co_await` then does not suspend.
+  [[nodiscard]] bool is_finished() const noexcept { return task_ && detail::join_ready(task_); }
+  /// The task's id (unique in the process), or 0 for an empty handle.
+  [[nodiscard]] std::uint64_t id() const noexcept { return task_ ? detail::task_id(task_) : 0; }
+  /// Lets the task run on without a handle; see the class comment for exceptions.
+  void detach() noexcept { reset(); }
+
+  /// Awaits the task's completion; throws std::logic_error on an empty handle.
+  auto operator co_await() noexcept {
+    struct awaiter {
+      join_handle& self;
+      detail::join_waiter waiter;
+      bool await_ready() const {
+        if (!self.task_) detail::throw_empty_join_handle();
+        return detail::join_ready(self.task_);
+      }
+      void await_suspend(std::coroutine_handle<> h) { detail::join_suspend(waiter, self.task_, h); }
+      T await_resume() { return self.take(); }
+    };
+    return awaiter{*this, {}};
+  }
+
+ private:
+  friend class runtime;
+  template <class U>
+  friend join_handle<U> spawn(task<U>);
+  template <class U>
+  friend join_handle<U> spawn_local(task<U>);
+
+  using promise_type = detail::task_promise<T>;
+  join_handle(detail::task_header* task, std::coroutine_handle<promise_type> frame) noexcept
+      : task_(task), frame_(frame) {}
+
+  void reset() noexcept {
+    if (task_) detail::release_handle(std::exchange(task_, nullptr), false);
+    frame_ = nullptr;
+  }
+
+  // Moves the result out of the finished task, then releases the task (which frees its frame).
+  T take() {
+    struct release_guard {
+      join_handle& h;
+      ~release_guard() {
+        detail::release_handle(std::exchange(h.task_, nullptr), true);
+        h.frame_ = nullptr;
+      }
+    } guard{*this};
+    if (detail::join_cancelled(task_)) detail::throw_join_cancelled(detail::task_id(task_));
+    if constexpr (std::is_void_v<T>) {
+      frame_.promise().result();
+    } else if constexpr (std::is_reference_v<T>) {
+      return frame_.promise().result();
+    } else {
+      return T(std::move(frame_.promise()).result());
+    }
+  }
+
+  detail::task_header* task_ = nullptr;
+  std::coroutine_handle<promise_type> frame_;
+};
+
+}  // namespace corio

@@ -1,0 +1,247 @@
+// corio::task<T>: the coroutine type of every asynchronous function in corio.
+#pragma once
+
+#include <corio/detail/frame_alloc.hpp>
+#include <corio/detail/root.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+// Symmetric transfer (await_suspend returning the next coroutine) keeps the stack flat only if the
+// compiler turns the transfer into a tail call. Clang always does; GCC 12 only with
+// -foptimize-sibling-calls (corio's dependency and corio.pc add it), and never under Address- or
+// ThreadSanitizer. There, transfers go through a trampoline instead: the next coroutine is handed
+// to the worker loop, which resumes it once the current resumption returned. Both forms
+// interoperate.
+#if defined(__GNUC__) && !defined(__clang__) && \
+    (defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__))
+#define CORIO_DETAIL_TRAMPOLINE 1
+#else
+#define CORIO_DETAIL_TRAMPOLINE 0
+#endif
+
+namespace corio {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+/// Trampoline mode: resumes `h` from the worker loop after the current resumption returned (or
+/// at once, nested, on a thread that is not a worker).
+void resume_after_return(std::coroutine_handle<> h) noexcept;
+
+/// State shared by every task promise, whatever its value type.
+///
+/// A nested task (awaited by another coroutine) transfers to `continuation_` when it finishes. A
+/// root task (spawned, or the main task of block_on) has `root_` set instead and reports to its
+/// header. Exactly one of the two is set once the task has started.
+class promise_base {
+ public:
+  struct final_awaiter {
+    bool await_ready() noexcept { return false; }
+#if CORIO_DETAIL_TRAMPOLINE
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) noexcept {
+      promise_base& p = h.promise();
+      if (p.root_ != nullptr) {
+        (void)root_final(p.root_);
+      } else if (p.continuation_) {
+        resume_after_return(p.continuation_);
+      }
+    }
+#else
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      promise_base& p = h.promise();
+      if (p.root_ != nullptr) return root_final(p.root_);
+      return p.continuation_ ? p.continuation_ : std::noop_coroutine();
+    }
+#endif
+    void await_resume() noexcept {}
+  };
+
+  std::suspend_always initial_suspend() noexcept {
+    return {};
+  }
+  final_awaiter final_suspend() noexcept {
+    return {};
+  }
+  void unhandled_exception() noexcept {
+    exception_ = std::current_exception();
+  }
+
+  static void* operator new(std::size_t size) {
+    return frame_alloc(size);
+  }
+  static void operator delete(void* block, std::size_t size) noexcept {
+    frame_free(block, size);
+  }
+
+  std::coroutine_handle<> continuation_;
+  task_header* root_ = nullptr;
+  std::exception_ptr exception_;
+};
+
+template <class T>
+class task_promise final : public promise_base {
+ public:
+  task<T> get_return_object() noexcept;
+
+  template <class U = T>
+  requires std::is_convertible_v<U&&, T>
+  void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    value_.emplace(std::forward<U>(value));
+  }
+
+  /// Rethrows the task's exception, or gives access to its value.
+  T& result() & {
+    if (exception_) std::rethrow_exception(exception_);
+    return *value_;
+  }
+  T&& result() && {
+    if (exception_) std::rethrow_exception(exception_);
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <class T>
+class task_promise<T&> final : public promise_base {
+ public:
+  task<T&> get_return_object() noexcept;
+  void return_value(T& value) noexcept { value_ = std::addressof(value); }
+  T& result() {
+    if (exception_) std::rethrow_exception(exception_);
+    return *value_;
+  }
+
+ private:
+  T* value_ = nullptr;
+};
+
+template <>
+class task_promise<void> final : public promise_base {
+ public:
+  task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void result() {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+};
+
+[[noreturn]] void throw_empty_task();
+
+}  // namespace detail
+
+/// A lazily started, move-only coroutine returning T (or nothing, for task<>).
+///
+/// Nothing runs until the task is awaited (`co_await t`), spawned (corio::spawn) or given to
+/// runtime::block_on. Awaiting it runs it as a child of the awaiting coroutine, on the same thread,
+/// and resumes the awaiter by symmetric transfer when it finishes, so any number of synchronous
+/// completions in a loop does not grow the stack. The awaiter gets the value, or the exception the
+/// task threw is rethrown in the awaiter.
+///
+/// Destroying a task that has not finished destroys its frame (and, transitively, the frames of
+/// the tasks it was awaiting). A task does not cancel anything by itself and holds no thread.
+template <class T>
+class [[nodiscard]] task {
+ public:
+  using promise_type = detail::task_promise<T>;
+  using value_type = T;
+
+  task() noexcept = default;
+  task(task&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+  task& operator=(task&& other) noexcept {
+    if (this != &other) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(other.h_, nullptr);
+    }
+    return *this;
+  }
+  task(const task&) = delete;
+  task& operator=(const task&) = delete;
+  ~task() {
+    if (h_) h_.destroy();
+  }
+
+  /// False for a default-constructed or moved-from task.
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+  /// True once the task ran to completion (it holds a value or an exception).
+  [[nodiscard]] bool done() const noexcept { return h_ && h_.done(); }
+
+  /// Awaiting an lvalue task yields a reference to its value; awaiting an rvalue moves it out.
+  /// Awaiting an empty task throws std::logic_error.
+  auto operator co_await() & noexcept {
+    struct awaiter : awaiter_base {
+      decltype(auto) await_resume() { return this->h_.promise().result(); }
+    };
+    return awaiter{{h_}};
+  }
+  auto operator co_await() && noexcept {
+    struct awaiter : awaiter_base {
+      decltype(auto) await_resume() {
+        if constexpr (std::is_void_v<T>) {
+          this->h_.promise().result();
+        } else if constexpr (std::is_reference_v<T>) {
+          return this->h_.promise().result();
+        } else {
+          return T(std::move(this->h_.promise()).result());
+        }
+      }
+    };
+    return awaiter{{h_}};
+  }
+
+  /// Gives up ownership of the coroutine frame (used by spawn and block_on).
+  [[nodiscard]] std::coroutine_handle<promise_type> release() noexcept {
+    return std::exchange(h_, nullptr);
+  }
+
+ private:
+  friend promise_type;
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+
+  struct awaiter_base {
+    std::coroutine_handle<promise_type> h_;
+    bool await_ready() const {
+      if (!h_) detail::throw_empty_task();
+      return h_.done();
+    }
+#if CORIO_DETAIL_TRAMPOLINE
+    void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      h_.promise().continuation_ = awaiting;
+      detail::resume_after_return(h_);
+    }
+#else
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+      h_.promise().continuation_ = awaiting;
+      return h_;
+    }
+#endif
+  };
+
+  std::coroutine_handle<promise_type> h_;
+};
+
+namespace detail {
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+  return task<T>(std::coroutine_handle<task_promise>::from_promise(*this));
+}
+template <class T>
+task<T&> task_promise<T&>::get_return_object() noexcept {
+  return task<T&>(std::coroutine_handle<task_promise>::from_promise(*this));
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+  return task<void>(std::coroutine_handle<task_promise>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace corio

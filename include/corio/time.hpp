@@ -1,0 +1,92 @@
+// corio::sleep_for and corio::sleep_until: suspend a task until a point in time.
+#pragma once
+
+#include <corio/detail/sched_node.hpp>
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+namespace corio {
+
+namespace detail {
+
+/// A sleeping task in its worker's timer heap. Owner-only: only the worker in `owner` touches a
+/// node between arm_timer and the node's resumption.
+struct timer_node {
+  static constexpr std::uint32_t not_queued = std::numeric_limits<std::uint32_t>::max();
+  sched_node node;
+  std::int64_t deadline_ns = 0;  // steady_clock, nanoseconds since its epoch
+  std::uint32_t heap_index = not_queued;
+  worker* owner = nullptr;
+};
+
+/// Puts `t` into the current worker's timer heap; `h` is resumed on that worker at or after the
+/// deadline. A deadline already passed behaves like yield_now. Throws std::logic_error off a
+/// worker thread.
+void arm_timer(timer_node& t, std::coroutine_handle<> h);
+
+inline std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Durations are clamped to about 100 years so that no deadline arithmetic overflows.
+inline constexpr std::int64_t max_sleep_ns = std::int64_t{100} * 365 * 24 * 3600 * 1'000'000'000;
+
+template <class Rep, class Period>
+std::int64_t duration_to_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  if (std::chrono::duration<double, std::nano>(d).count() >= static_cast<double>(max_sleep_ns))
+    return max_sleep_ns;
+  if (std::chrono::duration<double, std::nano>(d).count() <= 0) return 0;
+  return std::chrono::ceil<std::chrono::nanoseconds>(d).count();  // never wake early
+}
+
+}  // namespace detail
+
+/// The awaiter returned by sleep_for and sleep_until; lives in the awaiting frame.
+class sleep_op {
+ public:
+  explicit sleep_op(std::int64_t deadline_ns) noexcept { t_.deadline_ns = deadline_ns; }
+  sleep_op(const sleep_op&) = delete;
+  sleep_op& operator=(const sleep_op&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) { detail::arm_timer(t_, h); }
+  void await_resume() const noexcept {}
+
+ private:
+  detail::timer_node t_;
+};
+
+/// `co_await sleep_for(d)` suspends the task for at least `d` (measured on
+/// std::chrono::steady_clock from the call), then resumes it on the worker it slept on, unless
+/// another worker steals it once it is ready. Timers are kept per worker in user space; an idle
+/// worker waits in the kernel with the earliest deadline as its timeout, so sleeping costs no
+/// syscall of its own. A zero or negative `d` yields like yield_now. Never fires early; fires late
+/// when the worker is busy with a task that does not suspend.
+template <class Rep, class Period>
+[[nodiscard]] sleep_op sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
+  return sleep_op(detail::steady_now_ns() + detail::duration_to_ns(d));
+}
+
+/// `co_await sleep_until(tp)` suspends the task until `tp`. A steady_clock time point is used as
+/// is; a time point of another clock is converted to a steady_clock deadline once, at the call
+/// (later adjustments of that clock are not followed).
+template <class Clock, class Duration>
+[[nodiscard]] sleep_op sleep_until(std::chrono::time_point<Clock, Duration> tp) noexcept {
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+    auto since_epoch = tp.time_since_epoch();
+    if (since_epoch.count() <= 0) return sleep_op(0);
+    return sleep_op(detail::duration_to_ns(since_epoch));
+  } else {
+    auto left = tp - Clock::now();
+    if (left.count() <= 0) return sleep_op(0);
+    return sleep_op(detail::steady_now_ns() + detail::duration_to_ns(left));
+  }
+}
+
+}  // namespace corio

@@ -1,0 +1,129 @@
+#include "blocking_pool.hpp"
+
+#include "context.hpp"
+
+#include <pthread.h>
+
+namespace corio::detail {
+
+blocking_pool::blocking_pool(runtime_core& rt, std::size_t max_threads,
+                             std::chrono::milliseconds keep_alive)
+    : rt_(rt), max_threads_(max_threads), keep_alive_(keep_alive) {}
+
+blocking_pool::~blocking_pool() {
+  std::list<std::thread> all;
+  {
+    std::lock_guard lock(mutex_);
+    shutdown_ = true;
+    head_ = tail_ = nullptr;  // dropped: their frames are gone with the runtime's tasks
+    queued_ = 0;
+    work_cv_.notify_all();
+  }
+  // Threads move themselves from threads_ to exited_ as they leave; wait for all of them.
+  for (;;) {
+    std::list<std::thread> done;
+    bool live;
+    {
+      std::unique_lock lock(mutex_);
+      idle_cv_.wait(lock, [&] { return !exited_.empty() || threads_.empty(); });
+      done.splice(done.end(), exited_);
+      live = !threads_.empty();
+    }
+    for (auto& t : done) t.join();
+    if (!live) break;
+  }
+}
+
+void blocking_pool::submit(blocking_job* job) {
+  join_exited();
+  std::lock_guard lock(mutex_);
+  job->next_job = nullptr;
+  if (tail_) {
+    tail_->next_job = job;
+  } else {
+    head_ = job;
+  }
+  tail_ = job;
+  ++queued_;
+  if (idle_threads_ >= queued_) {
+    work_cv_.notify_one();
+    return;
+  }
+  if (threads_.size() >= max_threads_) return;  // waits for a busy thread
+  try {
+    auto it = threads_.emplace(threads_.end());
+    try {
+      *it = std::thread([this, it] { thread_main(it); });
+    } catch (...) {
+      threads_.erase(it);
+      throw;
+    }
+  } catch (...) {
+    if (!threads_.empty()) return;  // a live thread will get to it
+    // No thread at all can run the job: take it back and report.
+    head_ = tail_ = nullptr;  // it was the only queued job, since no thread exists
+    queued_ = 0;
+    throw;
+  }
+}
+
+void blocking_pool::thread_main(std::list<std::thread>::iterator self) {
+  thread_context ctx(&rt_, nullptr);  // spawn() works from blocking code
+  pthread_setname_np(pthread_self(), "corio-blocking");
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (blocking_job* job = head_) {
+      head_ = job->next_job;
+      if (!head_) tail_ = nullptr;
+      --queued_;
+      ++running_jobs_;
+      lock.unlock();
+      job->execute(job);  // ends with complete_blocking: `job` may be gone afterwards
+      lock.lock();
+      --running_jobs_;
+      ++jobs_run_;
+      idle_cv_.notify_all();
+      continue;
+    }
+    if (shutdown_) break;
+    ++idle_threads_;
+    bool woken =
+        work_cv_.wait_for(lock, keep_alive_, [&] { return head_ != nullptr || shutdown_; });
+    --idle_threads_;
+    if (!woken) break;  // idle for keep_alive: exit
+  }
+  exited_.splice(exited_.end(), threads_, self);
+  idle_cv_.notify_all();
+}
+
+void blocking_pool::join_exited() {
+  std::list<std::thread> done;
+  {
+    std::lock_guard lock(mutex_);
+    done.splice(done.end(), exited_);
+  }
+  for (auto& t : done) t.join();
+}
+
+void blocking_pool::cancel_queued() {
+  std::lock_guard lock(mutex_);
+  head_ = tail_ = nullptr;
+  queued_ = 0;
+}
+
+void blocking_pool::wait_idle() {
+  std::unique_lock lock(mutex_);
+  idle_cv_.wait(lock, [&] { return running_jobs_ == 0; });
+}
+
+std::size_t blocking_pool::threads() const {
+  std::lock_guard lock(mutex_);
+  return threads_.size();
+}
+
+std::uint64_t blocking_pool::jobs_run() const {
+  std::lock_guard lock(mutex_);
+  return jobs_run_;
+}
+
+}  // namespace corio::detail

@@ -1,0 +1,32 @@
+// Which runtime and worker the calling thread belongs to.
+//
+// Coroutines migrate between threads, and compilers cache the address of a thread_local across a
+// co_await (coio-rs#56). So nothing in a coroutine body or an inlined awaiter reads these
+// thread-locals: awaiters call out-of-line library functions, which call current_worker(), which
+// is never inlined and so reads the variable afresh on the thread that runs it.
+#pragma once
+
+namespace corio::detail {
+
+class worker;
+class runtime_core;
+
+/// The worker running on this thread, or nullptr.
+[[gnu::noinline]] worker* current_worker() noexcept;
+/// The runtime this thread belongs to: a worker's, or the one a blocking-pool thread serves.
+[[gnu::noinline]] runtime_core* current_runtime() noexcept;
+
+/// Sets (or clears) both for the calling thread; returns the previous values through the guard.
+class thread_context {
+ public:
+  thread_context(runtime_core* rt, worker* w) noexcept;
+  ~thread_context();
+  thread_context(const thread_context&) = delete;
+  thread_context& operator=(const thread_context&) = delete;
+
+ private:
+  runtime_core* prev_rt_;
+  worker* prev_worker_;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,155 @@
+// Per-thread recycling of coroutine frames and task headers.
+//
+// Each thread keeps, per 32-byte size class up to 1 KiB, a short free list (at most 64 blocks) of
+// blocks it freed; an allocation of that class takes the most recently freed block. A block freed
+// on another thread than its allocator's goes to the freeing thread's list: with a producer and a
+// consumer thread the consumer's lists fill up and the rest goes back to operator delete, so the
+// cache never holds more than classes * 64 blocks per thread.
+//
+// Accounting for the test invariant "no live coroutine frame": each thread counts its allocations
+// and frees in two counters only it writes (relaxed atomics, so other threads may read them). The
+// thread registers its counters on first use and folds them into `retired_live` when it exits.
+#include <corio/detail/frame_alloc.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <new>
+
+namespace corio::detail {
+namespace {
+
+constexpr std::size_t granule = 32;
+constexpr std::size_t max_cached_size = 1024;
+constexpr std::size_t class_count = max_cached_size / granule;
+constexpr std::uint32_t max_per_class = 64;
+
+struct free_block {
+  free_block* next;
+};
+
+// Constant-initialized with a trivial destructor, so accessing it needs no TLS guard; the
+// non-trivial clean-up lives in cache_guard, constructed once per thread on registration.
+struct thread_cache {
+  free_block* lists[class_count] = {};
+  std::uint32_t counts[class_count] = {};
+  std::atomic<std::int64_t> allocated{0};  // owner-only writes; read by live_frames()
+  std::atomic<std::int64_t> freed{0};
+  thread_cache* prev = nullptr;  // registry links, guarded by registry_mutex
+  thread_cache* next = nullptr;
+  bool registered = false;
+  bool dead = false;  // the thread is exiting: no more caching, count into retired_live directly
+};
+
+constinit std::mutex registry_mutex;
+constinit thread_cache* registry_head = nullptr;
+constinit std::atomic<std::int64_t> retired_live{0};
+constinit std::atomic<bool> recycling{true};
+
+thread_local constinit thread_cache cache;
+
+// Owner-only increment: a plain load and store (no locked instruction); relaxed because readers
+// only need a value that was current at some point.
+void bump(std::atomic<std::int64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+struct cache_guard {
+  ~cache_guard() {
+    thread_cache& tc = cache;
+    std::lock_guard lock(registry_mutex);
+    retired_live.fetch_add(
+        tc.allocated.load(std::memory_order_relaxed) - tc.freed.load(std::memory_order_relaxed),
+        std::memory_order_relaxed);
+    if (tc.prev) {
+      tc.prev->next = tc.next;
+    } else {
+      registry_head = tc.next;
+    }
+    if (tc.next) tc.next->prev = tc.prev;
+    for (std::size_t c = 0; c < class_count; ++c) {
+      while (free_block* b = tc.lists[c]) {
+        tc.lists[c] = b->next;
+        ::operator delete(b);
+      }
+      tc.counts[c] = 0;
+    }
+    tc.dead = true;
+  }
+};
+thread_local cache_guard guard;
+
+void ensure_registered(thread_cache& tc) {
+  if (tc.registered) return;
+  tc.registered = true;
+  (void)&guard;  // odr-use: constructs the guard, whose destructor runs at thread exit
+  std::lock_guard lock(registry_mutex);
+  tc.next = registry_head;
+  if (registry_head) registry_head->prev = &tc;
+  registry_head = &tc;
+}
+
+std::size_t class_of(std::size_t size) noexcept {
+  return (size - 1) / granule;
+}
+
+}  // namespace
+
+void* frame_alloc(std::size_t size) {
+  thread_cache& tc = cache;
+  if (tc.dead) [[unlikely]] {
+    retired_live.fetch_add(1, std::memory_order_relaxed);
+    return ::operator new(size);
+  }
+  ensure_registered(tc);
+  bump(tc.allocated);
+  if (size <= max_cached_size && size > 0 && recycling.load(std::memory_order_relaxed)) {
+    std::size_t c = class_of(size);
+    if (free_block* b = tc.lists[c]) {
+      tc.lists[c] = b->next;
+      --tc.counts[c];
+      return b;
+    }
+    // Allocate the whole class size so the block can serve any request of its class later.
+    return ::operator new((c + 1) * granule);
+  }
+  return ::operator new(size);
+}
+
+void frame_free(void* block, std::size_t size) noexcept {
+  thread_cache& tc = cache;
+  if (tc.dead) [[unlikely]] {
+    retired_live.fetch_sub(1, std::memory_order_relaxed);
+    ::operator delete(block);
+    return;
+  }
+  ensure_registered(tc);
+  bump(tc.freed);
+  if (size <= max_cached_size && size > 0 && recycling.load(std::memory_order_relaxed)) {
+    std::size_t c = class_of(size);
+    if (tc.counts[c] < max_per_class) {
+      auto* b = static_cast<free_block*>(block);
+      b->next = tc.lists[c];
+      tc.lists[c] = b;
+      ++tc.counts[c];
+      return;
+    }
+  }
+  ::operator delete(block);
+}
+
+std::int64_t live_frames() noexcept {
+  std::lock_guard lock(registry_mutex);
+  std::int64_t live = retired_live.load(std::memory_order_relaxed);
+  for (thread_cache* tc = registry_head; tc; tc = tc->next) {
+    live +=
+        tc->allocated.load(std::memory_order_relaxed) - tc->freed.load(std::memory_order_relaxed);
+  }
+  return live;
+}
+
+void set_frame_recycling(bool on) noexcept {
+  recycling.store(on, std::memory_order_relaxed);
+}
+
+}  // namespace corio::detail

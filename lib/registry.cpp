@@ -1,0 +1,56 @@
+#include "registry.hpp"
+
+#include <algorithm>
+
+namespace corio::detail {
+
+registry::registry(std::size_t shards)
+    : shard_count_(shards), shards_(std::make_unique<shard[]>(shards)) {}
+
+void registry::add(task_header* t, std::size_t index) {
+  shard& s = shards_[index % shard_count_];
+  std::lock_guard lock(s.mutex);
+  t->reg_shard = static_cast<std::uint32_t>(index % shard_count_);
+  t->reg_prev = nullptr;
+  t->reg_next = s.head;
+  if (s.head) s.head->reg_prev = t;
+  s.head = t;
+  ++s.count;
+  t->registered = true;
+}
+
+void registry::remove(task_header* t) noexcept {
+  shard& s = shards_[t->reg_shard];
+  std::lock_guard lock(s.mutex);
+  if (!t->registered) return;
+  if (t->reg_prev) {
+    t->reg_prev->reg_next = t->reg_next;
+  } else {
+    s.head = t->reg_next;
+  }
+  if (t->reg_next) t->reg_next->reg_prev = t->reg_prev;
+  t->reg_prev = t->reg_next = nullptr;
+  t->registered = false;
+  --s.count;
+}
+
+std::vector<task_header*> registry::snapshot() const {
+  std::vector<task_header*> all;
+  for (std::size_t i = 0; i < shard_count_; ++i) {
+    std::lock_guard lock(shards_[i].mutex);
+    for (task_header* t = shards_[i].head; t; t = t->reg_next) all.push_back(t);
+  }
+  std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->id > b->id; });
+  return all;
+}
+
+std::size_t registry::size() const noexcept {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < shard_count_; ++i) {
+    std::lock_guard lock(shards_[i].mutex);
+    n += shards_[i].count;
+  }
+  return n;
+}
+
+}  // namespace corio::detail

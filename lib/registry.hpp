@@ -1,0 +1,39 @@
+// registry: every root task that has not finished, so that shutdown can find and destroy the
+// frames of tasks still pending wherever they wait (an I/O operation, a timer, a join, a queue).
+//
+// Sharded by the worker that spawned the task (plus one shard for other threads) so that spawns
+// on different workers do not contend; a task finishing on another worker locks its spawner's
+// shard once.
+#pragma once
+
+#include "task_header.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace corio::detail {
+
+class registry {
+ public:
+  explicit registry(std::size_t shards);
+
+  void add(task_header* t, std::size_t shard);
+  void remove(task_header* t) noexcept;
+  /// Every registered task, newest (highest id) first: children spawned by a task are destroyed
+  /// before the task that spawned them.
+  std::vector<task_header*> snapshot() const;
+  std::size_t size() const noexcept;
+
+ private:
+  struct alignas(64) shard {
+    mutable std::mutex mutex;
+    task_header* head = nullptr;
+    std::size_t count = 0;
+  };
+  std::size_t shard_count_;
+  std::unique_ptr<shard[]> shards_;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,103 @@
+// ring: one io_uring instance, used only by the worker thread that created it.
+//
+// This is the single seam through which the library talks to io_uring (setup, SQE acquisition,
+// submission, waiting, reaping); the fault-injection build replaces what happens behind it.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+#include <string>
+
+namespace corio::detail {
+
+struct ring_config {
+  unsigned entries = 256;
+  bool sqpoll = false;
+  unsigned sqpoll_idle_ms = 50;
+};
+
+/// What the running kernel supports, found by creating a throw-away ring (probe_kernel).
+struct kernel_features {
+  unsigned setup_flags = 0;  // the IORING_SETUP_* flags every worker ring is created with
+  bool single_issuer = false;
+  bool defer_taskrun = false;
+  bool taskrun_flag = false;  // the kernel flags pending task work in the SQ ring (no blind enter)
+  bool msg_ring = false;      // IORING_OP_MSG_RING: worker-to-worker wake-ups
+  bool cancel_any = false;    // IORING_ASYNC_CANCEL_ANY: cancel everything at shutdown
+  bool ext_arg = false;       // wait with a timeout without a timeout SQE
+  bool register_ring_fd = false;
+};
+
+/// Creates and destroys a ring the way workers will, trying the best flags first and falling back
+/// (DEFER_TASKRUN, then COOP_TASKRUN, then no task-run flags). Throws std::system_error whose
+/// message names the cause and the fix when io_uring is unusable or lacks what corio needs.
+kernel_features probe_kernel(const ring_config& config);
+
+/// One io_uring. Not thread-safe: every member is owner-only, except fd() (read by peers that
+/// send IORING_OP_MSG_RING to this ring).
+class ring {
+ public:
+  ring(const ring_config& config, const kernel_features& features);
+  ~ring();
+  ring(const ring&) = delete;
+  ring& operator=(const ring&) = delete;
+
+  int fd() const noexcept { return ring_.ring_fd; }
+  unsigned sq_entries() const noexcept { return ring_.sq.ring_entries; }
+
+  /// A free SQE, or nullptr when the SQ is full (the caller submits and retries).
+  io_uring_sqe* try_get_sqe() noexcept { return io_uring_get_sqe(&ring_); }
+
+  /// SQEs prepared and not yet consumed by the kernel.
+  unsigned sq_pending() const noexcept { return io_uring_sq_ready(&ring_); }
+
+  /// True when entering the kernel would do something: SQEs to submit, task work to run
+  /// (DEFER_TASKRUN with TASKRUN_FLAG), or overflowed CQEs to flush. Without TASKRUN_FLAG the
+  /// answer is conservatively true whenever `in_flight` is non-zero.
+  bool needs_enter(std::uint64_t in_flight) const noexcept {
+    if (sq_pending() != 0) return true;
+    unsigned flags = __atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE);
+    if (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) return true;
+    return in_flight != 0 && !taskrun_flag_ && defer_taskrun_;
+  }
+
+  /// Submits pending SQEs without waiting; retries EINTR. Returns SQEs consumed or -errno.
+  int submit() noexcept;
+  /// Submits and runs pending task work (DEFER_TASKRUN), posting ready completions to the CQ.
+  int submit_and_get_events() noexcept;
+  /// Submits and waits until at least one CQE is ready or `timeout_ns` passed (-1: no timeout).
+  /// Returns >= 0, -ETIME on timeout, -EINTR on a signal, or another -errno.
+  int submit_and_wait(std::int64_t timeout_ns) noexcept;
+
+  /// Calls f(const io_uring_cqe&) for every ready CQE, then marks them consumed; returns the count.
+  template <class F>
+  unsigned reap(F&& f) {
+    unsigned head;
+    unsigned n = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      f(*cqe);
+      ++n;
+    }
+    io_uring_cq_advance(&ring_, n);
+    return n;
+  }
+
+  bool cq_has_overflow() const noexcept { return io_uring_cq_has_overflow(&ring_); }
+
+  /// Drops the registration of the ring fd (IORING_REGISTER_RING_FDS), which belongs to the
+  /// thread that made it; call on the owner thread before another thread closes the ring.
+  void unregister_ring_fd() noexcept;
+
+ private:
+  io_uring ring_{};
+  bool defer_taskrun_ = false;
+  bool taskrun_flag_ = false;
+  bool registered_ = false;
+};
+
+/// A std::system_error for a failed ring call: "<what>: <strerror> (errno N)".
+[[noreturn]] void throw_ring_error(int err, const std::string& what);
+
+}  // namespace corio::detail

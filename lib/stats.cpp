@@ -1,0 +1,53 @@
+#include <corio/stats.hpp>
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace corio {
+
+worker_stats& worker_stats::operator+=(const worker_stats& o) noexcept {
+  tasks_polled += o.tasks_polled;
+  steals += o.steals;
+  tasks_stolen += o.tasks_stolen;
+  global_pops += o.global_pops;
+  overflows += o.overflows;
+  sqes_submitted += o.sqes_submitted;
+  cqes_reaped += o.cqes_reaped;
+  enter_calls += o.enter_calls;
+  parks += o.parks;
+  wakeups_sent += o.wakeups_sent;
+  timers_fired += o.timers_fired;
+  queue_depth += o.queue_depth;
+  ops_in_flight += o.ops_in_flight;
+  return *this;
+}
+
+worker_stats runtime_stats::total() const noexcept {
+  worker_stats t;
+  for (const auto& w : workers) t += w;
+  return t;
+}
+
+std::string to_string(const runtime_stats& s) {
+  worker_stats t = s.total();
+  std::string out = fmt::format(
+      "workers={} spawned={} live={} polled={} steals={} stolen={} global_pops={} overflows={} "
+      "sqes={} cqes={} enters={} parks={} wakeups={} timers={} global_depth={} in_flight={} "
+      "blocking_threads={} blocking_jobs={} depths=[",
+      s.workers.size(), s.tasks_spawned, s.tasks_live, t.tasks_polled, t.steals, t.tasks_stolen,
+      t.global_pops, t.overflows, t.sqes_submitted, t.cqes_reaped, t.enter_calls, t.parks,
+      t.wakeups_sent, t.timers_fired, s.global_queue_depth, t.ops_in_flight, s.blocking_threads,
+      s.blocking_jobs);
+  for (std::size_t i = 0; i < s.workers.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "{}{}", i ? " " : "", s.workers[i].queue_depth);
+  }
+  out += ']';
+  return out;
+}
+
+std::ostream& operator<<(std::ostream& os, const runtime_stats& s) {
+  return os << to_string(s);
+}
+
+}  // namespace corio

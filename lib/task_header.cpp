@@ -1,0 +1,161 @@
+// The root-task protocol: spawn, completion, join, detach.
+//
+// State word (task_header::state), one writer per transition:
+//   spawn            state = HANDLE
+//   join publishes   fetch_or(JOIN_WAITING)  -- by the joiner's worker, after the joiner suspended
+//   task finishes    fetch_or(COMPLETE)      -- by the worker where the frame hit final_suspend,
+//                                               after it suspended (a deferred action)
+//   handle dropped   fetch_and(~HANDLE)
+//   shutdown         fetch_or(COMPLETE | CANCELLED), after destroying the frame
+//
+// Correctness:
+//  1. The joiner is scheduled exactly once: both the finishing side and the joining side do an
+//     acq_rel RMW; whichever comes second sees the other's bit and schedules the joiner (the
+//     finisher if it sees JOIN_WAITING, the joiner itself if it sees COMPLETE).
+//  2. The result is visible to the joiner: the finisher's RMW releases the frame's writes, and
+//     the joiner acquires them (join_ready's acquire load, or its own RMW).
+//  3. Header and frame are freed exactly once, by the side that removes the last of
+//     {task running, HANDLE}: the finisher if it sees no HANDLE, the handle if it sees COMPLETE.
+//  4. Nobody touches a frame while it runs: completion is published only after the frame's
+//     final_suspend has returned to the worker loop (deferred_action).
+#include "task_header.hpp"
+
+#include "context.hpp"
+#include "runtime_core.hpp"
+#include "worker.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <new>
+#include <stdexcept>
+
+namespace corio::detail {
+
+namespace {
+
+constinit std::atomic<std::uint64_t> id_source{1};
+constexpr std::uint64_t id_block = 1024;
+thread_local constinit std::uint64_t id_next = 0;
+thread_local constinit std::uint64_t id_end = 0;
+
+void finish_root(deferred_action* a, worker& w) noexcept {
+  auto* t = static_cast<task_header*>(a);
+  t->runtime->complete_root(t, w);
+}
+
+void join_publish(deferred_action* a, worker& w) noexcept {
+  auto* waiter = static_cast<join_waiter*>(a);
+  task_header* t = waiter->task;
+  t->joiner = &waiter->node;
+  // Release: publishes `joiner`. Acquire: if COMPLETE is already set, the result is visible.
+  std::uint32_t prev = t->state.fetch_or(task_header::join_waiting, std::memory_order_acq_rel);
+  if (prev & task_header::complete) w.schedule_local(&waiter->node);  // finished meanwhile
+}
+
+}  // namespace
+
+std::uint64_t next_task_id() noexcept {
+  if (id_next == id_end) {
+    // Relaxed: ids only need to be unique.
+    id_next = id_source.fetch_add(id_block, std::memory_order_relaxed);
+    id_end = id_next + id_block;
+  }
+  return id_next++;
+}
+
+task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame,
+                                 promise_base& promise, worker* pinned) {
+  void* mem;
+  try {
+    mem = frame_alloc(sizeof(task_header));
+  } catch (...) {
+    frame.destroy();
+    throw;
+  }
+  auto* t = new (mem) task_header;
+  t->run = &finish_root;
+  t->frame = frame;
+  t->promise = &promise;
+  t->runtime = &rt;
+  t->pinned = pinned;
+  t->id = next_task_id();
+  t->start.handle = frame;
+  t->start.task = t;
+  promise.root_ = t;
+  return t;
+}
+
+void task_header::destroy() noexcept {
+  if (!(state.load(std::memory_order_relaxed) & cancelled)) frame.destroy();
+  this->~task_header();
+  frame_free(this, sizeof(task_header));
+}
+
+task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, spawn_kind kind) {
+  if (!frame) throw std::logic_error("corio::spawn: the task is empty (moved from?)");
+  worker* w = current_worker();
+  runtime_core* rt = w ? &w->runtime() : current_runtime();
+  if (rt == nullptr) {
+    frame.destroy();
+    throw std::logic_error(
+        "corio::spawn called outside a runtime: call it from a task or from spawn_blocking "
+        "code, or use runtime::spawn");
+  }
+  if (kind == spawn_kind::local && w == nullptr) {
+    frame.destroy();
+    throw std::logic_error("corio::spawn_local must be called from a task on a worker thread");
+  }
+  task_header* t =
+      task_header::create(*rt, frame, *promise, kind == spawn_kind::local ? w : nullptr);
+  rt->start_root(t, w);
+  return t;
+}
+
+task_header* spawn_root_on(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise) {
+  if (!frame) throw std::logic_error("corio: the task to run is empty (moved from?)");
+  worker* w = current_worker();
+  task_header* t = task_header::create(rt, frame, *promise, nullptr);
+  rt.start_root(t, w && &w->runtime() == &rt ? w : nullptr);
+  return t;
+}
+
+std::coroutine_handle<> root_final(task_header* t) noexcept {
+  current_worker()->defer(t);
+  return std::noop_coroutine();
+}
+
+bool join_ready(const task_header* t) noexcept {
+  return t->state.load(std::memory_order_acquire) & task_header::complete;
+}
+
+bool join_cancelled(const task_header* t) noexcept {
+  return t->state.load(std::memory_order_acquire) & task_header::cancelled;
+}
+
+void join_suspend(join_waiter& waiter, task_header* t, std::coroutine_handle<> h) {
+  worker* w = current_worker();
+  if (w == nullptr) {
+    throw std::logic_error("corio: a join_handle can only be awaited by a task on a worker");
+  }
+  waiter.node.handle = h;
+  waiter.node.task = w->current_task();
+  waiter.task = t;
+  waiter.run = &join_publish;
+  w->defer(&waiter);
+}
+
+void release_handle(task_header* t, bool observed) noexcept {
+  std::uint32_t prev = t->state.fetch_and(~task_header::handle, std::memory_order_acq_rel);
+  if (!(prev & task_header::complete)) return;  // still running: the finisher frees it
+  if (!observed && !(prev & task_header::cancelled) && t->promise->exception_) {
+    t->runtime->report_unhandled(t->promise->exception_, t->id);
+  }
+  t->destroy();
+}
+
+std::uint64_t task_id(const task_header* t) noexcept {
+  return t->id;
+}
+
+}  // namespace corio::detail

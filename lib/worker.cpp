@@ -1,0 +1,479 @@
+// The scheduler loop of one worker.
+//
+// Each iteration of run():
+//  1. Stop check (runtime_core::stop_requested, set once block_on's main task finished).
+//  2. next_task(): every 31st tick the global queue first (so spawns from outside and overflow
+//     are not starved by a busy local queue); the inbox is moved to the pinned list whenever its
+//     flag is up; then the run queue and the pinned list alternate (even ticks the queue first,
+//     odd ticks the pinned list first); when both are empty, a batch from the global queue.
+//  3. A task found: resume it (run_task). When it has suspended, run the deferred actions it
+//     registered (joins, hand-offs to other threads) and queue the yields it made, then wake a
+//     parked peer if there is work to share. Every 61 resumptions poll the ring (step 4) even
+//     though work is queued, so completions and timers are not starved by tasks that yield.
+//  4. No task: poll() without blocking -- submit prepared SQEs and run pending task work in one
+//     io_uring_enter (skipped when the kernel flags nothing pending: IORING_SQ_TASKRUN), reap all
+//     CQEs (each makes its op's coroutine runnable here, on the ring's owner), fire expired timers.
+//  5. Still nothing: search (idle.hpp P1): steal half of a random peer's run queue, else take a
+//     batch from the global queue.
+//  6. Still nothing: park (idle.hpp P2): announce, re-check every source, then submit and wait in
+//     the ring for one CQE, with the earliest timer deadline as the timeout. A wake-up is a CQE
+//     (MSG_RING from a peer, or the eventfd read for non-worker threads), so it cannot be lost.
+//
+// On stop: drain_ring() cancels every op still in flight (IORING_ASYNC_CANCEL_ANY) and reaps until
+// none is left, resuming nobody; then the thread leaves run(). Queued nodes are forgotten in
+// close(), once every worker is out, and the runtime destroys the pending frames afterwards.
+#include "worker.hpp"
+
+#include "runtime_core.hpp"
+#include "task_header.hpp"
+#include "tsan.hpp"
+
+#include "context.hpp"
+
+#include <fmt/format.h>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <thread>
+#include <utility>
+
+namespace corio::detail {
+
+namespace {
+constexpr std::int64_t ms = 1'000'000;
+}
+
+worker::worker(runtime_core& rt, unsigned index)
+    : rt_(rt), index_(index), rng_(0x9e3779b9u * (index + 1) | 1u) {}
+
+worker::~worker() {
+  close();
+}
+
+void worker::open() {
+  eventfd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (eventfd_ < 0) throw_ring_error(errno, "corio: cannot create the eventfd for worker wake-ups");
+  try {
+    ring_.emplace(rt_.ring_settings(), rt_.features());
+  } catch (...) {
+    ::close(eventfd_);
+    eventfd_ = -1;
+    throw;
+  }
+  ring_fd_.store(ring_->fd(), std::memory_order_release);  // pairs: acquire in wake()
+  draining_ = false;
+  in_flight_.store(0, std::memory_order_relaxed);
+  open_.store(true, std::memory_order_release);
+  arm_eventfd();
+}
+
+void worker::close() noexcept {
+  if (!open_.load(std::memory_order_acquire)) return;
+  // Every worker has left run(): no thief, no producer touches these any more.
+  queue_.unsync_clear();
+  pinned_.clear();
+  deferred_yields_.clear();
+  deferred_head_ = deferred_tail_ = nullptr;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.clear();
+    inbox_flag_.store(false, std::memory_order_seq_cst);
+  }
+  timers_.clear();
+  ring_fd_.store(-1, std::memory_order_release);
+  ring_.reset();
+  ::close(eventfd_);
+  eventfd_ = -1;
+  open_.store(false, std::memory_order_release);
+  searching_ = false;
+  notify_pending_ = false;
+  park = {};
+}
+
+void worker::run() {
+  while (!rt_.stop_requested()) {
+    sched_node* n = next_task();
+    if (n == nullptr) {
+      if (poll()) continue;
+      n = search();
+      if (n == nullptr) {
+        park_and_wait();
+        continue;
+      }
+    }
+    if (searching_) end_search();
+    run_task(n);
+    if (++since_poll_ >= poll_interval) poll();
+  }
+  if (searching_) {
+    searching_ = false;
+    rt_.idle().end_search();
+  }
+  drain_ring();
+}
+
+sched_node* worker::next_task() {
+  ++tick_;
+  if (inbox_flag_.load(std::memory_order_relaxed)) drain_inbox();
+  if (tick_ % global_queue_interval == 0) {
+    if (sched_node* n = rt_.inject().pop()) {
+      worker_counters::bump(counters_.global_pops);
+      return n;
+    }
+  }
+  sched_node* n;
+  if (tick_ & 1) {
+    n = pinned_.pop();
+    if (n == nullptr) n = queue_.pop();
+  } else {
+    n = queue_.pop();
+    if (n == nullptr) n = pinned_.pop();
+  }
+  if (n != nullptr) return n;
+  return take_from_global();
+}
+
+sched_node* worker::take_from_global() {
+  std::size_t len = rt_.inject().approx_len();
+  if (len == 0) return nullptr;
+  // Take a fair share, at most half a queue, so peers find some too.
+  std::size_t want = std::min<std::size_t>(len / rt_.worker_count() + 1, queue_capacity / 2);
+  sched_node* batch[queue_capacity / 2];
+  std::size_t got = rt_.inject().pop_batch(batch, want);
+  if (got == 0) return nullptr;
+  worker_counters::bump(counters_.global_pops, got);
+  // Only called with this worker's queue empty (its owner just failed to pop), and thieves only
+  // take from it, so half a queue always fits without overflowing.
+  for (std::size_t i = 1; i < got; ++i) push_queue(batch[i]);
+  return batch[0];
+}
+
+void worker::run_task(sched_node* n) {
+  current_task_ = n->task;
+  worker_counters::bump(counters_.tasks_polled);
+  n->handle.resume();
+  // Trampoline mode (task.hpp): each resumption may hand over to exactly one next coroutine.
+  while (trampoline_) std::exchange(trampoline_, nullptr).resume();
+  current_task_ = nullptr;
+  run_deferred();
+  notify_if_shareable();
+}
+
+void worker::defer(deferred_action* a) noexcept {
+  a->next = nullptr;
+  if (deferred_tail_) {
+    deferred_tail_->next = a;
+  } else {
+    deferred_head_ = a;
+  }
+  deferred_tail_ = a;
+}
+
+void worker::run_deferred() {
+  while (deferred_head_ != nullptr || !deferred_yields_.empty()) {
+    while (deferred_action* a = deferred_head_) {
+      deferred_head_ = a->next;
+      if (deferred_head_ == nullptr) deferred_tail_ = nullptr;
+      a->next = nullptr;
+      a->run(a, *this);
+    }
+    // Yields last: behind everything the actions made runnable.
+    while (sched_node* n = deferred_yields_.pop()) schedule_local(n);
+  }
+}
+
+void worker::schedule_local(sched_node* n) {
+  worker* pin = n->task ? n->task->pinned : nullptr;
+  if (pin == nullptr) {
+    push_queue(n);
+  } else if (pin == this) {
+    pinned_.push(n);
+  } else {
+    pin->push_inbox(n);
+    rt_.notify_worker(*pin, this);
+  }
+}
+
+void worker::push_queue(sched_node* n) {
+  queue_.push(n, [this](sched_node** items, std::uint32_t count) {
+    rt_.inject().push_batch(items, count);
+    worker_counters::bump(counters_.overflows, count);
+    notify_pending_ = true;
+  });
+  // Two or more queued tasks: one is ours to run next, the rest is worth a peer's while.
+  if (queue_.approx_len() > 1) notify_pending_ = true;
+}
+
+void worker::notify_if_shareable() {
+  if (!notify_pending_) return;
+  notify_pending_ = false;
+  if (rt_.worker_count() > 1) rt_.notify_one(this);
+}
+
+void worker::complete_op(io_op* op) noexcept {
+  if (!draining_) schedule_local(&op->node);
+}
+
+io_uring_sqe* worker::get_sqe() {
+  for (;;) {
+    if (io_uring_sqe* sqe = ring_->try_get_sqe()) return sqe;
+    // SQ full: hand everything to the kernel. With IORING_FEAT_NODROP the kernel only refuses
+    // under memory pressure (EAGAIN) or while CQEs wait in its overflow list (EBUSY, older
+    // kernels); retry after letting other threads run. Reaping here is not an option: this may
+    // be called from inside the reap loop.
+    int rc = ring_->submit();
+    worker_counters::bump(counters_.enter_calls);
+    if (rc == -EAGAIN || rc == -EBUSY) {
+      std::this_thread::yield();
+    } else if (rc < 0) {
+      throw_ring_error(-rc, fmt::format("corio: worker {}: io_uring_enter failed", index_));
+    }
+  }
+}
+
+void worker::op_submitted(io_op* op) noexcept {
+  tsan::release(op);  // pairs: acquire in reap
+  inc_in_flight();
+  worker_counters::bump(counters_.sqes_submitted);
+}
+
+void worker::arm_timer(timer_node* t) {
+  t->owner = this;
+  if (t->deadline_ns <= steady_now_ns()) {
+    defer_yield(&t->node);
+    return;
+  }
+  timers_.insert(t);
+}
+
+bool worker::poll() {
+  since_poll_ = 0;
+  if (ring_->needs_enter(in_flight())) {
+    (void)ring_->submit_and_get_events();  // errors: the SQEs stay queued and go next time
+    worker_counters::bump(counters_.enter_calls);
+  }
+  unsigned made = reap();
+  if (!timers_.empty()) made += fire_timers();
+  notify_if_shareable();
+  return made > 0;
+}
+
+unsigned worker::reap() {
+  unsigned made = 0;
+  unsigned n = ring_->reap([&](const io_uring_cqe& cqe) {
+    switch (cqe.user_data) {
+      case ud_wake:
+      case LIBURING_UDATA_TIMEOUT:
+        return;
+      case ud_msg_sent:
+      case ud_cancel_all:
+        dec_in_flight();
+        return;
+      case ud_eventfd:
+        dec_in_flight();
+        eventfd_armed_ = false;
+        if (!draining_) arm_eventfd();
+        return;
+      default:
+        break;
+    }
+    auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(cqe.user_data));
+    tsan::acquire(op);  // pairs: release in op_submitted
+    if (!(cqe.flags & IORING_CQE_F_MORE)) dec_in_flight();
+    if (op->on_cqe) {
+      op->on_cqe(op, cqe.res, cqe.flags);
+    } else {
+      op->res = cqe.res;
+      op->cqe_flags = cqe.flags;
+      complete_op(op);
+    }
+    ++made;
+  });
+  worker_counters::bump(counters_.cqes_reaped, n);
+  return made;
+}
+
+unsigned worker::fire_timers() {
+  std::int64_t now = steady_now_ns();
+  unsigned n = 0;
+  while (timer_node* t = timers_.pop_expired(now)) {
+    schedule_local(&t->node);
+    ++n;
+  }
+  if (n) worker_counters::bump(counters_.timers_fired, n);
+  return n;
+}
+
+sched_node* worker::search() {
+  std::size_t count = rt_.worker_count();
+  if (count == 1) return nullptr;
+  if (!searching_) {
+    if (!rt_.idle().try_begin_search()) return nullptr;
+    searching_ = true;
+  }
+  std::size_t start = next_random() % count;
+  for (std::size_t i = 0; i < count; ++i) {
+    worker& peer = rt_.worker_at((start + i) % count);
+    if (&peer == this) continue;
+    std::uint32_t before = queue_.approx_len();
+    if (sched_node* t = peer.queue_.steal_into(queue_)) {
+      worker_counters::bump(counters_.steals);
+      worker_counters::bump(counters_.tasks_stolen, queue_.approx_len() - before + 1);
+      return t;
+    }
+  }
+  return take_from_global();
+}
+
+void worker::end_search() {
+  searching_ = false;
+  // The last searcher to find work hands the search over if there is more to share (P3).
+  if (rt_.idle().end_search() && queue_.approx_len() > 0) rt_.notify_one(this);
+}
+
+bool worker::work_visible() const noexcept {
+  if (rt_.stop_requested() || has_inbox() || rt_.inject().approx_len() != 0) return true;
+  if (!pinned_.empty() || queue_.approx_len() != 0) return true;
+  for (std::size_t i = 0; i < rt_.worker_count(); ++i) {
+    const worker& peer = rt_.worker_at(i);
+    if (&peer != this && peer.queue_len() != 0) return true;
+  }
+  return false;
+}
+
+void worker::park_and_wait() {
+  idle_set& idle = rt_.idle();
+  if (!idle.park(*this)) return;  // stopping
+  if (searching_) {
+    searching_ = false;
+    idle.end_search();
+  }
+  // P2: the re-check after announcing.
+  if (work_visible()) {
+    searching_ = idle.unpark(*this);
+    return;
+  }
+  std::int64_t timeout = -1;
+  if (!timers_.empty()) timeout = std::max<std::int64_t>(0, timers_.earliest() - steady_now_ns());
+  worker_counters::bump(counters_.parks);
+  worker_counters::bump(counters_.enter_calls);
+  (void)ring_->submit_and_wait(timeout);  // -ETIME / -EINTR: just look around again
+  searching_ = idle.unpark(*this);
+}
+
+void worker::drain_inbox() {
+  std::lock_guard lock(inbox_mutex_);
+  pinned_.splice(inbox_);
+  inbox_flag_.store(false, std::memory_order_seq_cst);
+}
+
+void worker::push_inbox(sched_node* n) {
+  std::lock_guard lock(inbox_mutex_);
+  inbox_.push(n);
+  inbox_flag_.store(true, std::memory_order_seq_cst);
+}
+
+void worker::wake(worker* sender) noexcept {
+  if (sender != nullptr && sender != this && current_worker() == sender &&
+      rt_.features().msg_ring && !sender->draining_) {
+    int fd = ring_fd_.load(std::memory_order_acquire);  // pairs: release in open()
+    if (fd >= 0) {
+      sender->send_msg_ring(fd);
+      return;
+    }
+  }
+  if (sender != nullptr && current_worker() == sender) {
+    worker_counters::bump(sender->counters_.wakeups_sent);
+  }
+  // write(2) on an eventfd only fails on counter overflow, impossible with increments of 1.
+  (void)::eventfd_write(eventfd_, 1);
+}
+
+void worker::send_msg_ring(int target_fd) noexcept {
+  try {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_msg_ring(sqe, target_fd, 0, ud_wake, 0);
+    sqe->user_data = ud_msg_sent;
+    inc_in_flight();
+    worker_counters::bump(counters_.sqes_submitted);
+    worker_counters::bump(counters_.wakeups_sent);
+    (void)ring_->submit();
+    worker_counters::bump(counters_.enter_calls);
+  } catch (...) {
+    std::terminate();  // the ring cannot submit at all: nothing else can work either
+  }
+}
+
+void worker::arm_eventfd() {
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_read(sqe, eventfd_, &eventfd_buf_, sizeof eventfd_buf_, 0);
+  sqe->user_data = ud_eventfd;
+  inc_in_flight();
+  worker_counters::bump(counters_.sqes_submitted);
+  eventfd_armed_ = true;
+}
+
+void worker::drain_ring() {
+  draining_ = true;
+  timers_.clear();  // sleepers are destroyed with their frames; nothing resumes them
+  auto cancel_all = [this] {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    sqe->user_data = ud_cancel_all;
+    inc_in_flight();
+  };
+  if (in_flight() != 0) cancel_all();
+  std::int64_t start = steady_now_ns();
+  std::int64_t next_cancel = start + 100 * ms;
+  bool warned = false;
+  while (in_flight() != 0) {
+    (void)ring_->submit_and_wait(50 * ms);
+    worker_counters::bump(counters_.enter_calls);
+    reap();
+    std::int64_t now = steady_now_ns();
+    if (in_flight() != 0 && now >= next_cancel) {
+      // Some operations (regular file I/O in io-wq, say) cannot be cancelled, only awaited;
+      // asking again catches ops that were not yet cancellable the first time.
+      cancel_all();
+      next_cancel = now + 100 * ms;
+    }
+    if (!warned && now - start > 5'000 * ms) {
+      fmt::print(stderr, "corio: worker {}: shutdown waits for {} ring operations to complete\n",
+                 index_, in_flight());
+      warned = true;
+    }
+  }
+  ring_->unregister_ring_fd();  // the registration belongs to this thread
+}
+
+worker_stats worker::snapshot() const noexcept {
+  auto get = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  worker_stats s;
+  s.tasks_polled = get(counters_.tasks_polled);
+  s.steals = get(counters_.steals);
+  s.tasks_stolen = get(counters_.tasks_stolen);
+  s.global_pops = get(counters_.global_pops);
+  s.overflows = get(counters_.overflows);
+  s.sqes_submitted = get(counters_.sqes_submitted);
+  s.cqes_reaped = get(counters_.cqes_reaped);
+  s.enter_calls = get(counters_.enter_calls);
+  s.parks = get(counters_.parks);
+  s.wakeups_sent = get(counters_.wakeups_sent);
+  s.timers_fired = get(counters_.timers_fired);
+  s.queue_depth = queue_.approx_len();
+  s.ops_in_flight = in_flight();
+  return s;
+}
+
+std::uint32_t worker::next_random() noexcept {
+  // xorshift32: only spreads victims, needs no quality.
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  return rng_;
+}
+
+}  // namespace corio::detail

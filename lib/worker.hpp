@@ -1,0 +1,172 @@
+// worker: one scheduler thread with its ring, run queue, pinned tasks, inbox and timers.
+// The loop and its correctness argument are described at the top of worker.cpp.
+#pragma once
+
+#include "node_fifo.hpp"
+#include "ring.hpp"
+#include "run_queue.hpp"
+#include "timer_heap.hpp"
+
+#include <corio/detail/io_op.hpp>
+#include <corio/detail/sched_node.hpp>
+#include <corio/stats.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+namespace corio::detail {
+
+class runtime_core;
+class task_header;
+
+/// user_data values that are not io_op pointers (op pointers are at least 8-aligned and far
+/// above these).
+enum : std::uint64_t {
+  ud_wake = 1,        // a peer's IORING_OP_MSG_RING: wake up, nothing else
+  ud_msg_sent = 2,    // completion of a MSG_RING this worker sent
+  ud_eventfd = 3,     // the read on this worker's eventfd completed (a wake from a non-worker)
+  ud_cancel_all = 4,  // the shutdown IORING_ASYNC_CANCEL_ANY
+};
+
+/// Counters written only by their worker (relaxed loads and stores, no locked instructions) and
+/// read by runtime::stats() from any thread.
+struct worker_counters {
+  std::atomic<std::uint64_t> tasks_polled{0}, steals{0}, tasks_stolen{0}, global_pops{0},
+      overflows{0}, sqes_submitted{0}, cqes_reaped{0}, enter_calls{0}, parks{0}, wakeups_sent{0},
+      timers_fired{0}, spawned{0};
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+class worker {
+ public:
+  static constexpr std::uint32_t queue_capacity = 256;
+  /// Every this many resumptions the worker looks at the global queue first (fairness).
+  static constexpr std::uint32_t global_queue_interval = 31;
+  /// Every this many resumptions the worker submits SQEs and reaps CQEs even if it has work.
+  static constexpr std::uint32_t poll_interval = 61;
+
+  worker(runtime_core& rt, unsigned index);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  unsigned index() const noexcept { return index_; }
+  runtime_core& runtime() const noexcept { return rt_; }
+
+  // ---- session, on the worker's own thread ----
+  /// Creates the ring and the eventfd; throws std::system_error.
+  void open();
+  /// The scheduler loop; returns when the runtime stops, after draining the ring.
+  void run();
+  /// After every worker stopped (any thread): forgets queued nodes and closes the ring.
+  void close() noexcept;
+
+  // ---- owner-only, used by awaiters through the out-of-line functions in ops.cpp ----
+  task_header* current_task() const noexcept { return current_task_; }
+  bool draining() const noexcept { return draining_; }
+  /// Trampoline mode (task.hpp): resume `h` right after the current resumption returned.
+  void resume_next(std::coroutine_handle<> h) noexcept { trampoline_ = h; }
+  /// Runs `a` after the current resumption returned (see deferred_action).
+  void defer(deferred_action* a) noexcept;
+  /// Schedules `n` after the current resumption returned, behind every ready task (yield).
+  void defer_yield(sched_node* n) noexcept { deferred_yields_.push(n); }
+  /// Makes `n` runnable from this worker: this worker's queue, its pinned list, or the inbox of
+  /// the worker `n`'s task is pinned to.
+  void schedule_local(sched_node* n);
+  /// An SQE on this worker's ring, never nullptr: submits (and if need be reaps) to make room.
+  io_uring_sqe* get_sqe();
+  /// Records an SQE carrying `op`: one more op until its final CQE.
+  void op_submitted(io_op* op) noexcept;
+  /// Ops (and internal SQEs) that will still produce a final CQE.
+  std::uint64_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  void arm_timer(timer_node* t);
+  /// Called by io_op completion handlers: resume the op's coroutine unless draining.
+  void complete_op(io_op* op) noexcept;
+
+  // ---- any thread ----
+  void push_inbox(sched_node* n);
+  bool has_inbox() const noexcept { return inbox_flag_.load(std::memory_order_seq_cst); }
+  std::uint32_t queue_len() const noexcept { return queue_.approx_len(); }
+  /// Sends this worker a wake-up: from `sender`'s ring with MSG_RING when the caller is a worker
+  /// of the same runtime on its own thread, else through this worker's eventfd.
+  void wake(worker* sender) noexcept;
+  worker_stats snapshot() const noexcept;
+  std::uint64_t spawned() const noexcept {
+    return counters_.spawned.load(std::memory_order_relaxed);
+  }
+  void note_spawn() noexcept { worker_counters::bump(counters_.spawned); }
+  /// owner-only: wake a parked peer after the current resumption (new work to share).
+  void request_notify() noexcept { notify_pending_ = true; }
+
+  /// Parking state, guarded by the idle_set's mutex.
+  struct park_state {
+    bool parked = false;             // in the idle set's parked list
+    bool claimed = false;            // removed from it by a producer that sends a wake-up
+    bool claimed_to_search = false;  // ... and counted as a searcher by that producer
+  } park;
+
+ private:
+  sched_node* next_task();
+  sched_node* take_from_global();
+  void run_task(sched_node* n);
+  void run_deferred();
+  bool poll();
+  unsigned reap();
+  unsigned fire_timers();
+  sched_node* search();
+  void end_search();
+  void park_and_wait();
+  bool work_visible() const noexcept;
+  void drain_inbox();
+  void push_queue(sched_node* n);
+  void notify_if_shareable();
+  void arm_eventfd();
+  void send_msg_ring(int target_fd) noexcept;
+  void inc_in_flight() noexcept { worker_counters::bump(in_flight_); }
+  void dec_in_flight() noexcept {
+    in_flight_.store(in_flight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+  void drain_ring();
+  std::uint32_t next_random() noexcept;
+
+  runtime_core& rt_;
+  unsigned index_;
+
+  // owner-only state
+  run_queue<sched_node*, queue_capacity> queue_;  // stealable; see run_queue.hpp
+  node_fifo pinned_;                              // runnable tasks pinned here; not stealable
+  node_fifo deferred_yields_;
+  deferred_action* deferred_head_ = nullptr;
+  deferred_action* deferred_tail_ = nullptr;
+  timer_heap timers_;
+  std::optional<ring> ring_;
+  task_header* current_task_ = nullptr;
+  std::coroutine_handle<> trampoline_;  // trampoline mode: the next coroutine to resume
+  // SQEs that will still produce a (final) CQE. Owner-only writes; an atomic so that stats()
+  // may read it from other threads.
+  std::atomic<std::uint64_t> in_flight_{0};
+  std::uint32_t tick_ = 0;
+  std::uint32_t since_poll_ = 0;
+  std::uint32_t rng_;
+  bool searching_ = false;
+  bool notify_pending_ = false;
+  bool draining_ = false;
+  bool eventfd_armed_ = false;
+  std::uint64_t eventfd_buf_ = 0;  // target of the eventfd read; owner-only while it is in flight
+
+  // shared state
+  mutable std::mutex inbox_mutex_;
+  node_fifo inbox_;                      // guarded by inbox_mutex_
+  std::atomic<bool> inbox_flag_{false};  // inbox_ non-empty; written under inbox_mutex_
+  std::atomic<int> ring_fd_{-1};         // target of peers' MSG_RING; -1 while closed
+  int eventfd_ = -1;
+  std::atomic<bool> open_{false};
+  worker_counters counters_;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,58 @@
+// Helpers shared by the test suites.
+#pragma once
+
+#include <dirent.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+namespace corio::test {
+
+/// Number of entries in /proc/self/fd (the directory fd used to count is not included).
+inline long open_fd_count() {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  long n = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(d);
+  return n - 1;
+}
+
+/// Iteration counts scale with CORIO_TEST_SCALE (default 1) so the same binaries serve the fast
+/// tier in CI and longer runs by hand.
+inline long scaled(long n) {
+  static const long scale = [] {
+    const char* s = std::getenv("CORIO_TEST_SCALE");
+    long v = s ? std::atol(s) : 1;
+    return v > 0 ? v : 1;
+  }();
+  return n * scale;
+}
+
+/// Counts live instances; destructors of pending frames are proven to run with it.
+struct counted {
+  static inline std::atomic<long> live{0};
+  counted() noexcept { ++live; }
+  counted(const counted&) noexcept { ++live; }
+  counted(counted&&) noexcept { ++live; }
+  ~counted() { --live; }
+};
+
+/// Burns CPU for `d` without suspending. A plain function on purpose: GCC 12 drops `volatile`
+/// from locals that live in a coroutine frame, so a volatile spin loop in a coroutine can be
+/// folded away entirely.
+inline void spin_for(std::chrono::microseconds d) {
+  auto until = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+inline double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace corio::test

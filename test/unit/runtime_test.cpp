@@ -1,0 +1,200 @@
+// runtime, runtime_options, block_on, run, stats.
+// Invariant: block_on returns main's value or rethrows its exception only after every other task
+// was finished or destroyed; a runtime can run many sessions; bad options are rejected clearly.
+#include <doctest/doctest.h>
+
+#include "../support/invariants.hpp"
+
+#include <corio/corio.hpp>
+#include <corio/detail/diagnostics.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+using corio::task;
+using namespace std::chrono_literals;
+
+namespace {
+
+task<int> child(int x) {
+  co_await corio::yield_now();
+  co_return x * 2;
+}
+
+task<int> main_task() {
+  auto h = corio::spawn(child(21));
+  co_await corio::sleep_for(std::chrono::milliseconds(10));
+  co_return co_await h;
+}
+
+}  // namespace
+
+TEST_SUITE("runtime") {
+  TEST_CASE("block_on runs the issue's example and returns 42 with 1, 2 and 4 workers") {
+    for (std::size_t w : {1u, 2u, 4u}) {
+      corio::runtime rt{corio::runtime_options{.workers = w}};
+      CHECK(rt.worker_count() == w);
+      CHECK(rt.block_on(main_task()) == 42);
+    }
+  }
+
+  TEST_CASE("workers = 0 means one per CPU") {
+    corio::runtime rt;
+    CHECK(rt.worker_count() >= 1);
+    CHECK(rt.worker_count() == rt.options().workers);
+  }
+
+  TEST_CASE("corio::run is block_on on a fresh runtime") {
+    CHECK(corio::run(main_task(), {.workers = 2}) == 42);
+  }
+
+  TEST_CASE("bad options are rejected with std::invalid_argument") {
+    CHECK_THROWS_AS(corio::runtime(corio::runtime_options{.workers = 100000}),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(corio::runtime(corio::runtime_options{.workers = 1, .ring_entries = 0}),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(corio::runtime(corio::runtime_options{.workers = 1, .ring_entries = 65536}),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(corio::runtime(corio::runtime_options{.workers = 1, .max_blocking_threads = 0}),
+                    std::invalid_argument);
+  }
+
+  TEST_CASE("block_on rethrows main's exception with its type") {
+    corio::runtime rt{{.workers = 2}};
+    CHECK_THROWS_AS(rt.block_on([]() -> task<int> {
+      co_await corio::yield_now();
+      throw std::out_of_range("main failed");
+    }()),
+                    std::out_of_range);
+    // The runtime is usable again afterwards.
+    CHECK(rt.block_on(main_task()) == 42);
+  }
+
+  TEST_CASE("block_on with an empty task throws std::logic_error") {
+    corio::runtime rt{{.workers = 1}};
+    CHECK_THROWS_AS(rt.block_on(task<int>{}), std::logic_error);
+  }
+
+  TEST_CASE("a nested block_on from a task throws std::logic_error") {
+    corio::runtime outer{{.workers = 2}};
+    bool threw = outer.block_on([]() -> task<bool> {
+      corio::runtime inner{{.workers = 1}};
+      try {
+        inner.block_on(child(1));
+      } catch (const std::logic_error&) {
+        co_return true;
+      }
+      co_return false;
+    }());
+    CHECK(threw);
+  }
+
+  TEST_CASE("a runtime runs many sessions and its counters accumulate") {
+    corio::runtime rt{{.workers = 2}};
+    for (int i = 0; i < 20; ++i) CHECK(rt.block_on(child(i)) == 2 * i);
+    corio::runtime_stats s = rt.stats();
+    CHECK(s.workers.size() == 2);
+    CHECK(s.tasks_spawned == 20);
+    CHECK(s.tasks_live == 0);
+    CHECK(s.total().tasks_polled >= 40);  // each child: start + after yield
+  }
+
+  TEST_CASE("runtime::spawn before block_on runs the task in the next session") {
+    corio::runtime rt{{.workers = 2}};
+    std::atomic<int> ran{0};
+    auto h = rt.spawn([](std::atomic<int>& ran) -> task<int> {
+      ++ran;
+      co_return 7;
+    }(ran));
+    CHECK(ran == 0);
+    int v = rt.block_on(
+        [](corio::join_handle<int> h) -> task<int> { co_return co_await h; }(std::move(h)));
+    CHECK(v == 7);
+    CHECK(ran == 1);
+  }
+
+  TEST_CASE("runtime::spawn from a foreign thread while block_on runs") {
+    corio::runtime rt{{.workers = 2}};
+    std::atomic<int> sum{0};
+    int done = rt.block_on([](corio::runtime& rt, std::atomic<int>& sum) -> task<int> {
+      std::thread t([&] {
+        for (int i = 1; i <= 100; ++i) {
+          rt.spawn([](std::atomic<int>& sum, int i) -> task<> {
+              sum += i;
+              co_return;
+            }(sum, i))
+              .detach();
+        }
+      });
+      while (sum.load() != 5050) co_await corio::sleep_for(1ms);
+      t.join();
+      co_return 1;
+    }(rt, sum));
+    CHECK(done == 1);
+    CHECK(sum == 5050);
+  }
+
+  TEST_CASE("a task spawned after main finished never runs and is destroyed") {
+    corio::runtime rt{{.workers = 2}};
+    static std::atomic<int> ran{0};
+    ran = 0;
+    corio::test::counted::live = 0;
+    rt.block_on([]() -> task<> {
+      struct spawner {
+        ~spawner() {
+          // Runs during shutdown, when this frame is destroyed.
+          corio::spawn([](corio::test::counted) -> task<> {
+            ++ran;
+            co_return;
+          }(corio::test::counted{}))
+              .detach();
+        }
+      };
+      corio::spawn([]() -> task<> {
+        spawner s;
+        co_await corio::sleep_for(1h);
+      }())
+          .detach();
+      co_await corio::sleep_for(2ms);
+    }());
+    CHECK(ran == 0);
+    CHECK(corio::test::counted::live == 0);
+  }
+
+  TEST_CASE("stats print as one line with fmt and operator<<") {
+    corio::runtime rt{{.workers = 2}};
+    rt.block_on(main_task());
+    std::string a = fmt::format("{}", rt.stats());
+    std::ostringstream os;
+    os << rt.stats();
+    CHECK(a.find("workers=2") != std::string::npos);
+    CHECK(a.find("spawned=2") != std::string::npos);
+    CHECK(os.str().find("depths=[") != std::string::npos);
+    CHECK(a.find('\n') == std::string::npos);
+  }
+
+  TEST_CASE("two runtimes run at the same time on two threads") {
+    std::atomic<int> ok{0};
+    auto one = [&] {
+      corio::runtime rt{{.workers = 2}};
+      for (int i = 0; i < 10; ++i) ok += rt.block_on(main_task()) == 42;
+    };
+    std::thread a(one), b(one);
+    a.join();
+    b.join();
+    CHECK(ok == 20);
+  }
+
+  TEST_CASE("SQPOLL rings work when asked for") {
+    corio::runtime rt{{.workers = 1, .sqpoll = true}};
+    int res = rt.block_on([]() -> task<int> {
+      auto t = co_await corio::detail::nop();
+      co_return t.res;
+    }());
+    CHECK(res == 0);
+  }
+}

@@ -1,0 +1,185 @@
+// Shutdown: the coio contract.
+// Invariant: when block_on's main task finishes (normally or by exception) every other task is
+// destroyed -- its destructors run -- wherever it waits, no ring operation is left in flight, and
+// block_on reports main's outcome. Nothing leaks (the per-test invariants check frames and fds).
+#include <doctest/doctest.h>
+
+#include "../support/invariants.hpp"
+
+#include <corio/corio.hpp>
+#include <corio/detail/diagnostics.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+using corio::task;
+using corio::test::counted;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A guard in the frame of a pending coroutine, as in coio's README.
+struct guard {
+  std::atomic<int>& dropped;
+  ~guard() { ++dropped; }
+};
+
+task<> forever_sleep(std::atomic<int>& dropped) {
+  guard g{dropped};
+  co_await corio::sleep_for(24h);
+}
+
+task<> forever_ring_op(std::atomic<int>& dropped) {
+  guard g{dropped};
+  int res = co_await corio::detail::ring_timeout(3600LL * 1'000'000'000);
+  (void)res;
+  FAIL("a ring op pending at shutdown must not resume its coroutine");
+}
+
+task<> forever_yield(std::atomic<int>& dropped) {
+  guard g{dropped};
+  for (;;) co_await corio::yield_now();
+}
+
+task<> forever_join(std::atomic<int>& dropped) {
+  guard g{dropped};
+  co_await corio::spawn(forever_sleep(dropped));
+}
+
+task<> nested(std::atomic<int>& dropped, int depth) {
+  guard g{dropped};
+  if (depth == 0) {
+    co_await corio::sleep_for(24h);
+  } else {
+    co_await nested(dropped, depth - 1);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("shutdown") {
+  TEST_CASE("a guard in a pending coroutine's frame is destroyed when main returns") {
+    std::atomic<int> dropped{0};
+    int v = corio::run(
+        [](std::atomic<int>& dropped) -> task<int> {
+          corio::spawn(forever_sleep(dropped)).detach();
+          co_await corio::sleep_for(5ms);
+          co_return 1;
+        }(dropped),
+        {.workers = 2});
+    CHECK(v == 1);
+    CHECK(dropped == 1);
+  }
+
+  TEST_CASE("tasks blocked in every kind of wait are destroyed, with 1, 2 and 4 workers") {
+    for (std::size_t workers : {1u, 2u, 4u}) {
+      std::atomic<int> dropped{0};
+      corio::run(
+          [](std::atomic<int>& dropped) -> task<> {
+            corio::spawn(forever_sleep(dropped)).detach();          // 1 guard
+            corio::spawn(forever_ring_op(dropped)).detach();        // 1 guard, op in flight
+            corio::spawn(forever_yield(dropped)).detach();          // 1 guard, always queued
+            corio::spawn(forever_join(dropped)).detach();           // 2 guards (it and its child)
+            corio::spawn(nested(dropped, 3)).detach();              // 4 guards in one chain
+            corio::spawn_local(forever_sleep(dropped)).detach();    // 1 guard, pinned
+            auto kept = corio::spawn(forever_sleep(dropped));       // 1 guard, handle held by main
+            corio::spawn([](std::atomic<int>& dropped) -> task<> {  // 1 guard, blocking job running
+              guard g{dropped};
+              co_await corio::spawn_blocking([] { std::this_thread::sleep_for(20ms); });
+              co_await corio::sleep_for(24h);
+            }(dropped))
+                .detach();
+            co_await corio::sleep_for(10ms);
+            CHECK(dropped == 0);
+          }(dropped),
+          {.workers = workers});
+      CHECK(dropped == 12);
+    }
+  }
+
+  TEST_CASE("when main throws, pending tasks are destroyed and the exception comes out") {
+    std::atomic<int> dropped{0};
+    corio::runtime rt{{.workers = 2}};
+    CHECK_THROWS_AS(rt.block_on([](std::atomic<int>& dropped) -> task<> {
+      for (int i = 0; i < 10; ++i) corio::spawn(forever_sleep(dropped)).detach();
+      corio::spawn(forever_ring_op(dropped)).detach();
+      co_await corio::sleep_for(5ms);
+      throw std::domain_error("main failed");
+    }(dropped)),
+                    std::domain_error);
+    CHECK(dropped == 11);
+    CHECK(rt.stats().total().ops_in_flight == 0);
+    CHECK(rt.stats().tasks_live == 0);
+  }
+
+  TEST_CASE("a join handle to a task destroyed by shutdown is safe to drop in any order") {
+    std::atomic<int> dropped{0};
+    corio::run(
+        [](std::atomic<int>& dropped) -> task<> {
+          // A holds B's handle; B holds C's; destruction order must not matter.
+          auto c = corio::spawn(forever_sleep(dropped));
+          auto b = corio::spawn([](corio::join_handle<void> c, std::atomic<int>& d) -> task<> {
+            guard g{d};
+            co_await c;
+          }(std::move(c), dropped));
+          corio::spawn([](corio::join_handle<void> b, std::atomic<int>& d) -> task<> {
+            guard g{d};
+            co_await corio::sleep_for(24h);
+            co_await b;
+          }(std::move(b), dropped))
+              .detach();
+          co_await corio::sleep_for(5ms);
+        }(dropped),
+        {.workers = 2});
+    CHECK(dropped == 3);
+  }
+
+  TEST_CASE("ring operations in flight are cancelled and reaped before frames are freed") {
+    corio::runtime rt{{.workers = 2}};
+    std::atomic<int> dropped{0};
+    rt.block_on([](std::atomic<int>& dropped) -> task<> {
+      for (int i = 0; i < 200; ++i) corio::spawn(forever_ring_op(dropped)).detach();
+      co_await corio::sleep_for(10ms);
+    }(dropped));
+    CHECK(dropped == 200);
+    auto s = rt.stats();
+    CHECK(s.total().ops_in_flight == 0);
+    CHECK(s.total().cqes_reaped >= 200);
+  }
+
+  TEST_CASE("a short ring timeout completes normally with -ETIME") {
+    int res = corio::run(
+        []() -> task<int> { co_return co_await corio::detail::ring_timeout(1'000'000); }(),
+        {.workers = 1});
+    CHECK(res == -ETIME);
+  }
+
+  TEST_CASE("repeated shutdowns at random moments with everything pending") {
+    long rounds = corio::test::scaled(50);
+    corio::runtime rt{{.workers = 2}};
+    for (long r = 0; r < rounds; ++r) {
+      std::atomic<int> dropped{0};
+      counted::live = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      rt.block_on([](std::atomic<int>& dropped, long r) -> task<> {
+        for (int i = 0; i < 50; ++i) {
+          corio::spawn(forever_sleep(dropped)).detach();
+          corio::spawn(forever_ring_op(dropped)).detach();
+          corio::spawn([](counted) -> task<> {
+            for (int k = 0; k < 1000; ++k) co_await corio::yield_now();
+          }(counted{}))
+              .detach();
+        }
+        co_await corio::sleep_for(std::chrono::microseconds((r * 97) % 5000));
+      }(dropped, r));
+      CHECK(dropped == 100);
+      CHECK(counted::live == 0);
+      CHECK(corio::test::ms_since(t0) < 1000);
+    }
+    CHECK(rt.stats().total().ops_in_flight == 0);
+  }
+}

@@ -1,0 +1,155 @@
+// sleep_for, sleep_until.
+// Invariant: a sleep never ends before its deadline, ends soon after it when the worker is free,
+// and sleeps end in deadline order.
+#include <doctest/doctest.h>
+
+#include "../support/invariants.hpp"
+
+#include <corio/corio.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <random>
+#include <vector>
+
+using corio::task;
+using clk = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+TEST_SUITE("time") {
+  TEST_CASE("sleep_for never wakes early and wakes within a few ms when idle") {
+    double late_ms = corio::run(
+        []() -> task<double> {
+          double worst = 0;
+          for (auto d : {1ms, 5ms, 20ms}) {
+            auto t0 = clk::now();
+            co_await corio::sleep_for(d);
+            auto slept = clk::now() - t0;
+            CHECK(slept >= d);
+            worst = std::max(worst, std::chrono::duration<double, std::milli>(slept - d).count());
+          }
+          co_return worst;
+        }(),
+        {.workers = 1});
+    CHECK(late_ms < 50);  // generous: the VM is noisy; the typical figure is well under 1 ms
+  }
+
+  TEST_CASE("sleep_until a steady_clock and a system_clock time point") {
+    corio::run(
+        []() -> task<> {
+          auto deadline = clk::now() + 10ms;
+          co_await corio::sleep_until(deadline);
+          CHECK(clk::now() >= deadline);
+          auto t0 = clk::now();
+          co_await corio::sleep_until(std::chrono::system_clock::now() + 10ms);
+          CHECK(clk::now() - t0 >= 9ms);  // one clock read apart: allow the conversion's skew
+        }(),
+        {.workers = 2});
+  }
+
+  TEST_CASE("zero, negative, past and tiny sleeps complete") {
+    corio::run(
+        []() -> task<> {
+          for (int i = 0; i < 1000; ++i) {
+            co_await corio::sleep_for(0ns);
+            co_await corio::sleep_for(1ns);
+            co_await corio::sleep_for(-5ms);
+            co_await corio::sleep_until(clk::now() - 1s);
+            co_await corio::sleep_until(clk::time_point{});
+          }
+        }(),
+        {.workers = 1});
+  }
+
+  TEST_CASE("sleeps end in deadline order") {
+    std::vector<int> order = corio::run(
+        []() -> task<std::vector<int>> {
+          std::vector<int> out;
+          std::mutex m;
+          std::vector<corio::join_handle<void>> hs;
+          std::vector<int> ms(50);
+          for (int i = 0; i < 50; ++i) ms[i] = i;
+          std::shuffle(ms.begin(), ms.end(), std::mt19937(7));
+          for (int d : ms) {
+            hs.push_back(corio::spawn([](int d, std::vector<int>& out, std::mutex& m) -> task<> {
+              co_await corio::sleep_for(std::chrono::milliseconds(2 * d));
+              std::lock_guard lock(m);
+              out.push_back(d);
+            }(d, out, m)));
+          }
+          for (auto& h : hs) co_await h;
+          co_return out;
+        }(),
+        {.workers = 1});
+    CHECK(std::is_sorted(order.begin(), order.end()));
+    CHECK(order.size() == 50);
+  }
+
+  TEST_CASE("a sleeper beside a task spinning with yield_now wakes on time") {
+    for (std::size_t workers : {1u, 2u}) {
+      double late = corio::run(
+          []() -> task<double> {
+            std::atomic<bool> stop{false};
+            auto spinner = corio::spawn([](std::atomic<bool>& stop) -> task<> {
+              while (!stop.load()) co_await corio::yield_now();
+            }(stop));
+            double worst = 0;
+            for (int i = 0; i < 20; ++i) {
+              auto t0 = clk::now();
+              co_await corio::sleep_for(2ms);
+              auto slept = clk::now() - t0;
+              CHECK(slept >= 2ms);
+              worst =
+                  std::max(worst, std::chrono::duration<double, std::milli>(slept - 2ms).count());
+            }
+            stop = true;
+            co_await spinner;
+            co_return worst;
+          }(),
+          {.workers = workers});
+      MESSAGE("workers=" << workers << " worst lateness " << late << " ms");
+      CHECK(late < 20);
+    }
+  }
+
+  TEST_CASE("many concurrent sleepers all wake, none early") {
+    long n = corio::test::scaled(10000);
+    long early = corio::run(
+        [](long n) -> task<long> {
+          std::atomic<long> early{0};
+          std::vector<corio::join_handle<void>> hs;
+          hs.reserve(n);
+          std::mt19937 rng(1);
+          for (long i = 0; i < n; ++i) {
+            auto d = std::chrono::microseconds(rng() % 50000);
+            hs.push_back(
+                corio::spawn([](std::chrono::microseconds d, std::atomic<long>& early) -> task<> {
+                  auto t0 = clk::now();
+                  co_await corio::sleep_for(d);
+                  if (clk::now() - t0 < d) ++early;
+                }(d, early)));
+          }
+          for (auto& h : hs) co_await h;
+          co_return early.load();
+        }(n),
+        {.workers = 2});
+    CHECK(early == 0);
+  }
+
+  TEST_CASE("huge durations do not overflow") {
+    corio::run(
+        []() -> task<> {
+          auto h = corio::spawn(
+              []() -> task<> { co_await corio::sleep_for(std::chrono::hours::max()); }());
+          auto g = corio::spawn(
+              []() -> task<> { co_await corio::sleep_until(clk::time_point::max()); }());
+          co_await corio::sleep_for(5ms);
+          CHECK_FALSE(h.is_finished());
+          CHECK_FALSE(g.is_finished());
+          // Both are destroyed by shutdown when this returns.
+        }(),
+        {.workers = 1});
+  }
+}
