@@ -36,7 +36,7 @@ void nop_complete(io_op* op, std::int32_t res, std::uint32_t) noexcept {
   s->res = res;
   s->trace.res = res;
   s->trace.reap_worker = static_cast<int>(w->index());
-  s->trace.reap_tid = current_tid();
+  if (s->with_tids) s->trace.reap_tid = current_tid();
   w->complete_op(op);
 }
 
@@ -88,7 +88,7 @@ void submit_nop(nop_state& s, std::coroutine_handle<> h) {
   s.node.task = w.current_task();
   s.on_cqe = &nop_complete;
   s.trace.submit_worker = static_cast<int>(w.index());
-  s.trace.submit_tid = current_tid();
+  if (s.with_tids) s.trace.submit_tid = current_tid();
   io_uring_sqe* sqe = w.get_sqe();
   io_uring_prep_nop(sqe);
   io_uring_sqe_set_data(sqe, static_cast<io_op*>(&s));

@@ -10,6 +10,19 @@
 
 namespace corio::detail {
 
+std::string errno_hint(int err) {
+  switch (err) {
+    case EMFILE:
+      return "the process is out of file descriptors (RLIMIT_NOFILE; raise it with ulimit -n)";
+    case ENFILE:
+      return "the system is out of file descriptors (sysctl fs.file-max)";
+    case ENOMEM:
+      return "out of memory";
+    default:
+      return "";
+  }
+}
+
 void throw_ring_error(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), fmt::format("{} (errno {})", what, err));
 }
@@ -40,7 +53,7 @@ namespace {
       break;
     case EMFILE:
     case ENFILE:
-      why = "io_uring_setup needs a file descriptor and the process or system is out of them";
+      why = "io_uring_setup needs a file descriptor: " + errno_hint(err);
       break;
     case EINVAL:
       why =

@@ -97,7 +97,10 @@ class ring {
   bool registered_ = false;
 };
 
-/// A std::system_error for a failed ring call: "<what>: <strerror> (errno N)".
+/// A std::system_error for a failed ring call: "<what> (errno N): <strerror>".
 [[noreturn]] void throw_ring_error(int err, const std::string& what);
+
+/// A hint for errors that have one common cause and fix (EMFILE, ENFILE, ENOMEM), else "".
+std::string errno_hint(int err);
 
 }  // namespace corio::detail

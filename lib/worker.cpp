@@ -55,7 +55,12 @@ worker::~worker() {
 
 void worker::open() {
   eventfd_ = ::eventfd(0, EFD_CLOEXEC);
-  if (eventfd_ < 0) throw_ring_error(errno, "corio: cannot create the eventfd for worker wake-ups");
+  if (eventfd_ < 0) {
+    int err = errno;
+    std::string hint = errno_hint(err);
+    throw_ring_error(err, fmt::format("corio: worker {} cannot create its wake-up eventfd{}{}",
+                                      index_, hint.empty() ? "" : ": ", hint));
+  }
   try {
     ring_.emplace(rt_.ring_settings(), rt_.features());
   } catch (...) {
@@ -210,7 +215,8 @@ void worker::push_queue(sched_node* n) {
 void worker::notify_if_shareable() {
   if (!notify_pending_) return;
   notify_pending_ = false;
-  if (rt_.worker_count() > 1) rt_.notify_one(this);
+  // The task at the head of the queue is ours to run next; only a second one is worth a peer.
+  if (rt_.worker_count() > 1 && queue_.approx_len() > 1) rt_.notify_one(this);
 }
 
 void worker::complete_op(io_op* op) noexcept {

@@ -70,7 +70,7 @@ TEST_SUITE("scheduler_stress") {
             }
             long tid = corio::detail::current_tid();
             int index = corio::detail::current_worker_index();
-            auto tr = co_await corio::detail::nop();
+            auto tr = co_await corio::detail::traced_nop();
             // Submitted on this thread's own ring, and reaped by that ring's owner.
             if (tr.submit_tid != tid || tr.submit_worker != index) ++bad;
             if (tr.reap_tid != tr.submit_tid || tr.reap_worker != tr.submit_worker) ++bad;
@@ -155,6 +155,7 @@ TEST_SUITE("scheduler_stress") {
     struct tree {
       static task<long> fib(int n) {
         if (n < 12) {
+          corio::test::spin_for(std::chrono::microseconds(20));  // ~40 ms of leaf work in all
           long a = 0, b = 1;
           for (int i = 0; i < n; ++i) {
             long c = a + b;
@@ -171,6 +172,9 @@ TEST_SUITE("scheduler_stress") {
     for (std::size_t workers : {2u, 4u, 8u}) {
       corio::runtime rt{{.workers = workers}};
       CHECK(rt.block_on(tree::fib(24)) == 46368);
+      auto st = rt.stats();
+      MESSAGE("fib(24) workers=" << workers << " " << corio::to_string(st));
+      CHECK(st.total().steals > 0);  // spawned halves were stolen by idle peers
     }
   }
 }

@@ -10,9 +10,14 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 using corio::task;
@@ -187,6 +192,33 @@ TEST_SUITE("runtime") {
     a.join();
     b.join();
     CHECK(ok == 20);
+  }
+
+  TEST_CASE("a worker that cannot create its ring makes block_on throw, and nothing leaks") {
+    // Room for the constructor's probe rings but not for 8 workers' rings and eventfds.
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    corio::test::counted::live = 0;
+    {
+      corio::runtime rt{{.workers = 8}};
+      rlimit low = old;
+      low.rlim_cur = static_cast<rlim_t>(corio::test::open_fd_count() + 6);
+      REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+      std::string what;
+      int code = 0;
+      try {
+        rt.block_on([](corio::test::counted) -> task<int> { co_return 1; }(corio::test::counted{}));
+      } catch (const std::system_error& e) {
+        what = e.what();
+        code = e.code().value();
+      }
+      REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+      CHECK(code == EMFILE);
+      CHECK(what.find("RLIMIT_NOFILE") != std::string::npos);
+      CHECK(corio::test::counted::live == 0);  // the main task was destroyed, never run
+      // With the limit restored the same runtime works.
+      CHECK(rt.block_on(main_task()) == 42);
+    }
   }
 
   TEST_CASE("SQPOLL rings work when asked for") {

@@ -19,15 +19,17 @@ struct nop_trace {
 
 struct nop_state : io_op {
   nop_trace trace;
+  bool with_tids = false;  // also record kernel thread ids (two gettid system calls)
 };
 
 /// Prepares an IORING_OP_NOP on the current worker's ring (read afresh from the calling thread).
 void submit_nop(nop_state& s, std::coroutine_handle<> h);
 
-/// `co_await nop()`: one round trip through the current worker's ring.
+/// `co_await nop()`: one round trip through the current worker's ring; the trace has worker
+/// indexes. `co_await traced_nop()` also records the kernel thread ids (for tests; slower).
 class nop_op {
  public:
-  nop_op() noexcept = default;
+  explicit nop_op(bool with_tids = false) noexcept { s_.with_tids = with_tids; }
   nop_op(const nop_op&) = delete;
   nop_op& operator=(const nop_op&) = delete;
   bool await_ready() const noexcept { return false; }
@@ -38,7 +40,10 @@ class nop_op {
   nop_state s_;
 };
 [[nodiscard]] inline nop_op nop() noexcept {
-  return {};
+  return nop_op(false);
+}
+[[nodiscard]] inline nop_op traced_nop() noexcept {
+  return nop_op(true);
 }
 
 /// `co_await ring_timeout(ns)`: an IORING_OP_TIMEOUT on the current worker's ring, an operation
