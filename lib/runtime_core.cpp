@@ -27,6 +27,7 @@
 
 #include <fmt/format.h>
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <condition_variable>
@@ -202,7 +203,50 @@ void runtime_core::request_stop() {
   for (worker* w : idle_.stop()) w->wake(self);
 }
 
+namespace {
+
+// Destroying a pending task destroys the chain of frames it awaits recursively, one native stack
+// frame per level: a chain 300,000 deep overflows an 8 MiB stack. The destruction therefore runs
+// on a helper thread whose stack reserves 256 MiB of address space (pages are committed only when
+// touched), enough for millions of levels; if that thread cannot be created, on this thread.
+constexpr std::size_t destroy_stack_size = std::size_t{256} << 20;
+
+template <class F>
+void run_on_big_stack(F& f) noexcept {
+  pthread_attr_t attr;
+  pthread_t thread;
+  bool started = false;
+  if (pthread_attr_init(&attr) == 0) {
+    if (pthread_attr_setstacksize(&attr, destroy_stack_size) == 0) {
+      started = pthread_create(
+                    &thread, &attr,
+                    [](void* p) -> void* {
+                      (*static_cast<F*>(p))();
+                      return nullptr;
+                    },
+                    &f) == 0;
+    }
+    pthread_attr_destroy(&attr);
+  }
+  if (started) {
+    pthread_join(thread, nullptr);
+  } else {
+    f();
+  }
+}
+
+}  // namespace
+
 void runtime_core::destroy_pending_roots() noexcept {
+  if (registry_.size() == 0) return;
+  auto destroy_all = [this] {
+    thread_context ctx(this, nullptr);  // spawns from destructors land here, destroyed next round
+    destroy_pending_roots_here();
+  };
+  run_on_big_stack(destroy_all);
+}
+
+void runtime_core::destroy_pending_roots_here() noexcept {
   for (;;) {
     std::vector<task_header*> pending = registry_.snapshot();
     if (pending.empty()) return;

@@ -63,6 +63,7 @@ class runtime_core {
  private:
   void request_stop();
   void destroy_pending_roots() noexcept;
+  void destroy_pending_roots_here() noexcept;
 
   runtime_options options_;
   ring_config ring_config_;

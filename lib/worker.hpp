@@ -78,7 +78,7 @@ class worker {
   /// Makes `n` runnable from this worker: this worker's queue, its pinned list, or the inbox of
   /// the worker `n`'s task is pinned to.
   void schedule_local(sched_node* n);
-  /// An SQE on this worker's ring, never nullptr: submits (and if need be reaps) to make room.
+  /// An SQE on this worker's ring, never nullptr: submits the queued SQEs to make room.
   io_uring_sqe* get_sqe();
   /// Records an SQE carrying `op`: one more op until its final CQE.
   void op_submitted(io_op* op) noexcept;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +21,23 @@ inline long open_fd_count() {
   }
   closedir(d);
   return n - 1;
+}
+
+/// "fd -> target" for every open descriptor, for messages about leaked or vanished fds.
+inline std::string describe_fds() {
+  std::string out;
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return out;
+  int self = dirfd(d);
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.' || std::atoi(e->d_name) == self) continue;
+    char target[256] = {};
+    std::string link = std::string("/proc/self/fd/") + e->d_name;
+    ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+    out += std::string(" ") + e->d_name + "->" + (n > 0 ? target : "?");
+  }
+  closedir(d);
+  return out;
 }
 
 /// Iteration counts scale with CORIO_TEST_SCALE (default 1) so the same binaries serve the fast

@@ -39,6 +39,7 @@ struct invariant_listener : doctest::IReporter {
       current_test = tc.m_name;
     }
     fds_before_ = corio::test::open_fd_count();
+    fd_list_before_ = corio::test::describe_fds();
     frames_before_ = corio::detail::live_frames();
   }
   void test_case_reenter(const doctest::TestCaseData&) override {}
@@ -56,8 +57,11 @@ struct invariant_listener : doctest::IReporter {
       invariant_failed = true;
     }
     if (fds != fds_before_) {
-      std::fprintf(stderr, "INVARIANT: test \"%s\" changed the open fd count from %ld to %ld\n",
-                   name.c_str(), fds_before_, fds);
+      std::fprintf(stderr,
+                   "INVARIANT: test \"%s\" changed the open fd count from %ld to %ld\n"
+                   "  before:%s\n  after: %s\n",
+                   name.c_str(), fds_before_, fds, fd_list_before_.c_str(),
+                   corio::test::describe_fds().c_str());
       invariant_failed = true;
     }
   }
@@ -69,6 +73,7 @@ struct invariant_listener : doctest::IReporter {
   void test_case_skipped(const doctest::TestCaseData&) override {}
 
   long fds_before_ = 0;
+  std::string fd_list_before_;
   long long frames_before_ = 0;
 };
 

@@ -151,6 +151,27 @@ TEST_SUITE("shutdown") {
     CHECK(s.total().cqes_reaped >= 200);
   }
 
+  TEST_CASE("a pending chain 300000 frames deep is destroyed without overflowing the stack") {
+    // Destruction recurses once per level; at this depth an 8 MiB stack would overflow.
+    struct chain {
+      static task<> deep(long n, counted) {
+        if (n == 0) {
+          co_await corio::sleep_for(24h);
+        } else {
+          co_await deep(n - 1, counted{});
+        }
+      }
+    };
+    counted::live = 0;
+    corio::run(
+        []() -> task<> {
+          corio::spawn(chain::deep(300'000, counted{})).detach();
+          while (counted::live < 300'001) co_await corio::sleep_for(1ms);
+        }(),
+        {.workers = 1});
+    CHECK(counted::live == 0);
+  }
+
   TEST_CASE("a short ring timeout completes normally with -ETIME") {
     int res = corio::run(
         []() -> task<int> { co_return co_await corio::detail::ring_timeout(1'000'000); }(),
