@@ -15,8 +15,7 @@ blocking_pool::~blocking_pool() {
   {
     std::lock_guard lock(mutex_);
     shutdown_ = true;
-    head_ = tail_ = nullptr;  // dropped: their frames are gone with the runtime's tasks
-    queued_ = 0;
+    queue_.clear();  // dropped: their frames are gone with the runtime's tasks
     work_cv_.notify_all();
   }
   // Threads move themselves from threads_ to exited_ as they leave; wait for all of them.
@@ -37,15 +36,8 @@ blocking_pool::~blocking_pool() {
 void blocking_pool::submit(blocking_job* job) {
   join_exited();
   std::lock_guard lock(mutex_);
-  job->next_job = nullptr;
-  if (tail_) {
-    tail_->next_job = job;
-  } else {
-    head_ = job;
-  }
-  tail_ = job;
-  ++queued_;
-  if (idle_threads_ >= queued_) {
+  queue_.push(job);
+  if (idle_threads_ >= queue_.size()) {
     work_cv_.notify_one();
     return;
   }
@@ -60,9 +52,9 @@ void blocking_pool::submit(blocking_job* job) {
     }
   } catch (...) {
     if (!threads_.empty()) return;  // a live thread will get to it
-    // No thread at all can run the job: take it back and report.
-    head_ = tail_ = nullptr;  // it was the only queued job, since no thread exists
-    queued_ = 0;
+    // No thread at all can run the job: take it back and report. It was the only queued job,
+    // since threads exit only when the queue is empty.
+    queue_.clear();
     throw;
   }
 }
@@ -72,10 +64,7 @@ void blocking_pool::thread_main(std::list<std::thread>::iterator self) {
   pthread_setname_np(pthread_self(), "corio-blocking");
   std::unique_lock lock(mutex_);
   for (;;) {
-    if (blocking_job* job = head_) {
-      head_ = job->next_job;
-      if (!head_) tail_ = nullptr;
-      --queued_;
+    if (blocking_job* job = queue_.pop()) {
       ++running_jobs_;
       lock.unlock();
       job->execute(job);  // ends with complete_blocking: `job` may be gone afterwards
@@ -87,8 +76,7 @@ void blocking_pool::thread_main(std::list<std::thread>::iterator self) {
     }
     if (shutdown_) break;
     ++idle_threads_;
-    bool woken =
-        work_cv_.wait_for(lock, keep_alive_, [&] { return head_ != nullptr || shutdown_; });
+    bool woken = work_cv_.wait_for(lock, keep_alive_, [&] { return !queue_.empty() || shutdown_; });
     --idle_threads_;
     if (!woken) break;  // idle for keep_alive: exit
   }
@@ -107,8 +95,7 @@ void blocking_pool::join_exited() {
 
 void blocking_pool::cancel_queued() {
   std::lock_guard lock(mutex_);
-  head_ = tail_ = nullptr;
-  queued_ = 0;
+  queue_.clear();
 }
 
 void blocking_pool::wait_idle() {

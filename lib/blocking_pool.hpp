@@ -5,6 +5,8 @@
 // (it lives in the awaiting frame), so queueing allocates nothing.
 #pragma once
 
+#include "intrusive_fifo.hpp"
+
 #include <corio/blocking.hpp>
 
 #include <chrono>
@@ -46,11 +48,9 @@ class blocking_pool {
   const std::chrono::milliseconds keep_alive_;
 
   mutable std::mutex mutex_;
-  std::condition_variable work_cv_;  // a job arrived, or shutdown
-  std::condition_variable idle_cv_;  // a job finished
-  blocking_job* head_ = nullptr;     // FIFO of queued jobs, guarded by mutex_
-  blocking_job* tail_ = nullptr;
-  std::size_t queued_ = 0;
+  std::condition_variable work_cv_;                              // a job arrived, or shutdown
+  std::condition_variable idle_cv_;                              // a job finished
+  intrusive_fifo<blocking_job, &blocking_job::next_job> queue_;  // guarded by mutex_
   std::size_t idle_threads_ = 0;
   std::size_t running_jobs_ = 0;
   std::uint64_t jobs_run_ = 0;

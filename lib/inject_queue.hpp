@@ -3,7 +3,7 @@
 // at it every global_queue_interval ticks and whenever their own queue is empty.
 #pragma once
 
-#include "node_fifo.hpp"
+#include "intrusive_fifo.hpp"
 
 #include <atomic>
 #include <cstddef>

@@ -81,7 +81,7 @@ void worker::close() noexcept {
   queue_.unsync_clear();
   pinned_.clear();
   deferred_yields_.clear();
-  deferred_head_ = deferred_tail_ = nullptr;
+  deferred_.clear();
   {
     std::lock_guard lock(inbox_mutex_);
     inbox_.clear();
@@ -168,23 +168,12 @@ void worker::run_task(sched_node* n) {
 }
 
 void worker::defer(deferred_action* a) noexcept {
-  a->next = nullptr;
-  if (deferred_tail_) {
-    deferred_tail_->next = a;
-  } else {
-    deferred_head_ = a;
-  }
-  deferred_tail_ = a;
+  deferred_.push(a);
 }
 
 void worker::run_deferred() {
-  while (deferred_head_ != nullptr || !deferred_yields_.empty()) {
-    while (deferred_action* a = deferred_head_) {
-      deferred_head_ = a->next;
-      if (deferred_head_ == nullptr) deferred_tail_ = nullptr;
-      a->next = nullptr;
-      a->run(a, *this);
-    }
+  while (!deferred_.empty() || !deferred_yields_.empty()) {
+    while (deferred_action* a = deferred_.pop()) a->run(a, *this);
     // Yields last: behind everything the actions made runnable.
     while (sched_node* n = deferred_yields_.pop()) schedule_local(n);
   }

@@ -2,7 +2,7 @@
 // The loop and its correctness argument are described at the top of worker.cpp.
 #pragma once
 
-#include "node_fifo.hpp"
+#include "intrusive_fifo.hpp"
 #include "ring.hpp"
 #include "run_queue.hpp"
 #include "timer_heap.hpp"
@@ -141,8 +141,7 @@ class worker {
   run_queue<sched_node*, queue_capacity> queue_;  // stealable; see run_queue.hpp
   node_fifo pinned_;                              // runnable tasks pinned here; not stealable
   node_fifo deferred_yields_;
-  deferred_action* deferred_head_ = nullptr;
-  deferred_action* deferred_tail_ = nullptr;
+  action_fifo deferred_;
   timer_heap timers_;
   std::optional<ring> ring_;
   task_header* current_task_ = nullptr;

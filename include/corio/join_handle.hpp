@@ -13,8 +13,12 @@
 namespace corio {
 
 class runtime;
+template <class T>
+class join_handle;
 
 namespace detail {
+template <class T>
+join_handle<T> spawn_as(task<T>& t, spawn_kind kind);
 [[noreturn]] void throw_empty_join_handle();
 [[noreturn]] void throw_join_cancelled(std::uint64_t id);
 }  // namespace detail
@@ -75,9 +79,7 @@ class join_handle {
  private:
   friend class runtime;
   template <class U>
-  friend join_handle<U> spawn(task<U>);
-  template <class U>
-  friend join_handle<U> spawn_local(task<U>);
+  friend join_handle<U> detail::spawn_as(task<U>&, detail::spawn_kind);
 
   using promise_type = detail::task_promise<T>;
   join_handle(detail::task_header* task, std::coroutine_handle<promise_type> frame) noexcept

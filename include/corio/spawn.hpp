@@ -7,6 +7,15 @@
 
 namespace corio {
 
+namespace detail {
+template <class T>
+join_handle<T> spawn_as(task<T>& t, spawn_kind kind) {
+  auto frame = t.release();
+  task_header* header = spawn_root(frame, frame ? &frame.promise() : nullptr, kind);
+  return join_handle<T>(header, frame);
+}
+}  // namespace detail
+
 /// Starts `t` as a new root task of the current runtime and returns a handle to join it.
 ///
 /// The task is queued on the calling worker and may run on, and be stolen by, any worker; the
@@ -16,10 +25,7 @@ namespace corio {
 /// allowed: the task never runs and is destroyed with the others.
 template <class T>
 join_handle<T> spawn(task<T> t) {
-  auto frame = t.release();
-  detail::task_header* header =
-      detail::spawn_root(frame, frame ? &frame.promise() : nullptr, detail::spawn_kind::any);
-  return join_handle<T>(header, frame);
+  return detail::spawn_as(t, detail::spawn_kind::any);
 }
 
 /// Like spawn, but the task is pinned to the calling worker: it only ever runs on this thread and
@@ -27,10 +33,7 @@ join_handle<T> spawn(task<T> t) {
 /// std::logic_error when not called from a worker thread.
 template <class T>
 join_handle<T> spawn_local(task<T> t) {
-  auto frame = t.release();
-  detail::task_header* header =
-      detail::spawn_root(frame, frame ? &frame.promise() : nullptr, detail::spawn_kind::local);
-  return join_handle<T>(header, frame);
+  return detail::spawn_as(t, detail::spawn_kind::local);
 }
 
 }  // namespace corio
