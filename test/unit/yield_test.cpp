@@ -11,6 +11,7 @@
 #include <atomic>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using corio::task;
@@ -74,5 +75,32 @@ TEST_SUITE("yield") {
           CHECK(co_await spinner > 0);
         }(),
         {.workers = 1});
+  }
+
+  TEST_CASE("a task that only yields does not starve the global queue on its worker") {
+    // One worker, busy forever with a yielding task in its local queue; a foreign thread spawns
+    // into the global queue, which the worker must still look at (every 31 resumptions).
+    corio::runtime rt{{.workers = 1}};
+    std::atomic<int> ran{0};
+    rt.block_on([](corio::runtime& rt, std::atomic<int>& ran) -> task<> {
+      std::atomic<bool> stop{false};
+      auto spinner = corio::spawn([](std::atomic<bool>& stop) -> task<> {
+        while (!stop.load()) co_await corio::yield_now();
+      }(stop));
+      std::thread foreign([&] {
+        for (int i = 0; i < 100; ++i) {
+          rt.spawn([](std::atomic<int>& ran) -> task<> {
+              ++ran;
+              co_return;
+            }(ran))
+              .detach();
+        }
+      });
+      foreign.join();
+      while (ran.load() < 100) co_await corio::yield_now();
+      stop = true;
+      co_await spinner;
+    }(rt, ran));
+    CHECK(ran == 100);
   }
 }
