@@ -98,6 +98,11 @@ void blocking_pool::cancel_queued() {
   queue_.clear();
 }
 
+bool blocking_pool::try_remove(blocking_job* job) {
+  std::lock_guard lock(mutex_);
+  return queue_.remove(job);
+}
+
 void blocking_pool::wait_idle() {
   std::unique_lock lock(mutex_);
   idle_cv_.wait(lock, [&] { return running_jobs_ == 0; });

@@ -33,6 +33,8 @@ class blocking_pool {
   void submit(blocking_job* job);
   /// Drops every job not started yet (shutdown: their frames are about to be destroyed).
   void cancel_queued();
+  /// Takes `job` out of the queue if it has not started; returns whether it did.
+  bool try_remove(blocking_job* job);
   /// Waits until no job is running.
   void wait_idle();
 

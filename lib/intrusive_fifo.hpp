@@ -51,6 +51,24 @@ class intrusive_fifo {
     return n;
   }
 
+  /// Unlinks `n` if it is in the list (a linear search: only for short lists and rare calls).
+  bool remove(T* n) noexcept {
+    T* prev = nullptr;
+    for (T* cur = head_; cur != nullptr; prev = cur, cur = cur->*Next) {
+      if (cur != n) continue;
+      if (prev) {
+        prev->*Next = cur->*Next;
+      } else {
+        head_ = cur->*Next;
+      }
+      if (tail_ == cur) tail_ = prev;
+      cur->*Next = nullptr;
+      --size_;
+      return true;
+    }
+    return false;
+  }
+
   /// Forgets every element without touching it (shutdown: the frames they live in are gone).
   void clear() noexcept {
     head_ = tail_ = nullptr;

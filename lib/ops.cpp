@@ -1,5 +1,6 @@
 // The out-of-line halves of the awaiters in the public headers. Each reads the current worker
 // afresh (context.hpp), on the thread that is suspending the coroutine.
+#include "cancel.hpp"
 #include "context.hpp"
 #include "runtime_core.hpp"
 #include "task_header.hpp"
@@ -7,7 +8,9 @@
 
 #include <corio/blocking.hpp>
 #include <corio/detail/diagnostics.hpp>
+#include <corio/error.hpp>
 #include <corio/time.hpp>
+#include <corio/timeout.hpp>
 #include <corio/yield.hpp>
 
 #include <fmt/format.h>
@@ -48,12 +51,38 @@ void resume_on_publish(deferred_action* a, worker& w) noexcept {
   rt.notify_worker(target, &w);
 }
 
+// Cancel actions (cancel.cpp step 3): on the owner worker, with the task's cancel lock held.
+
+void cancel_sleep(wait_point* p, worker& w) noexcept {
+  auto* t = static_cast<timer_node*>(p);
+  t->cancelled = true;
+  w.disarm_timer(t);
+  end_wait_owner(t->node.task);
+  w.schedule_local(&t->node);
+}
+
+void cancel_blocking(wait_point* p, worker& w) noexcept {
+  auto* job = static_cast<blocking_job*>(p);
+  // A job already running cannot be interrupted: its completion resumes the task.
+  if (!w.runtime().blocking().try_remove(job)) return;
+  job->cancelled = true;
+  end_wait_owner(job->node.task);
+  w.schedule_local(&job->node);
+}
+
 void blocking_publish(deferred_action* a, worker& w) noexcept {
   auto* job = static_cast<blocking_job*>(a);
+  job->cancel = &cancel_blocking;
+  if (!begin_wait(w, job->node.task, job)) {
+    job->cancelled = true;
+    w.schedule_local(&job->node);
+    return;
+  }
   try {
     w.runtime().blocking().submit(job);
   } catch (...) {
     job->error = std::current_exception();
+    end_wait_owner(job->node.task);
     w.schedule_local(&job->node);
   }
 }
@@ -75,35 +104,73 @@ void suspend_yield(sched_node& node, std::coroutine_handle<> h) {
   w.defer_yield(&node);
 }
 
-void arm_timer(timer_node& t, std::coroutine_handle<> h) {
+bool arm_timer(timer_node& t, std::coroutine_handle<> h) {
   worker& w = require_worker("sleep_for() / sleep_until()");
   t.node.handle = h;
   t.node.task = w.current_task();
+  t.cancel = &cancel_sleep;
+  if (t.deadline_ns <= steady_now_ns()) {
+    if (is_cancelled(t.node.task)) {
+      t.cancelled = true;
+      return false;
+    }
+    w.defer_yield(&t.node);  // a deadline already passed: a yield, not a wait
+    return true;
+  }
+  if (!begin_wait(w, t.node.task, &t)) {
+    t.cancelled = true;
+    return false;
+  }
   w.arm_timer(&t);
+  return true;
 }
 
-void submit_nop(nop_state& s, std::coroutine_handle<> h) {
+void after_wait(bool cancelled, const task_header* task) {
+  if (cancelled || is_cancelled(task)) throw operation_cancelled();
+}
+
+void cancel_io_op(wait_point* p, worker& w) noexcept {
+  auto* op = static_cast<io_op*>(p);
+  op->cancelled = true;
+  w.cancel_op(op);
+}
+
+bool submit_nop(nop_state& s, std::coroutine_handle<> h) {
   worker& w = require_worker("nop()");
   s.node.handle = h;
   s.node.task = w.current_task();
   s.on_cqe = &nop_complete;
+  s.cancel = &cancel_io_op;
+  if (!begin_wait(w, s.node.task, &s)) {
+    s.cancelled = true;
+    s.res = -ECANCELED;
+    return false;
+  }
   s.trace.submit_worker = static_cast<int>(w.index());
   if (s.with_tids) s.trace.submit_tid = current_tid();
   io_uring_sqe* sqe = w.get_sqe();
   io_uring_prep_nop(sqe);
   io_uring_sqe_set_data(sqe, static_cast<io_op*>(&s));
   w.op_submitted(&s);
+  return true;
 }
 
-void submit_ring_timeout(ring_timeout_state& s, std::coroutine_handle<> h) {
+bool submit_ring_timeout(ring_timeout_state& s, std::coroutine_handle<> h) {
   static_assert(sizeof(__kernel_timespec) == 2 * sizeof(long long));
   worker& w = require_worker("ring_timeout()");
   s.node.handle = h;
   s.node.task = w.current_task();
+  s.cancel = &cancel_io_op;
+  if (!begin_wait(w, s.node.task, &s)) {
+    s.cancelled = true;
+    s.res = -ECANCELED;
+    return false;
+  }
   io_uring_sqe* sqe = w.get_sqe();
   io_uring_prep_timeout(sqe, reinterpret_cast<__kernel_timespec*>(&s.sec), 0, 0);
   io_uring_sqe_set_data(sqe, static_cast<io_op*>(&s));
   w.op_submitted(&s);
+  return true;
 }
 
 int current_worker_index() noexcept {
@@ -136,7 +203,77 @@ void submit_blocking(blocking_job& job, std::coroutine_handle<> h) {
 }
 
 void complete_blocking(blocking_job& job) noexcept {
+  end_wait_foreign(job.node.task, &job);
   job.runtime->schedule(&job.node);
+}
+
+void throw_blocking_cancelled() {
+  throw operation_cancelled("corio: spawn_blocking cancelled before the job started");
+}
+
+void throw_op_cancelled() {
+  throw operation_cancelled();
+}
+
+namespace {
+void timeout_fired(timer_node* t, worker&) noexcept {
+  auto* s = static_cast<timeout_scope*>(t->context);
+  // The scope is alive: leaving it requires running on this worker (try_exit_timeout), and this
+  // worker is busy here. The task is alive: it is inside the scope.
+  try {
+    cancel_scope_of(s->task, s);
+  } catch (...) {
+    std::terminate();
+  }
+}
+}  // namespace
+
+void enter_timeout(timeout_scope& s, std::int64_t deadline_ns) {
+  worker& w = require_worker("timeout()");
+  s.task = w.current_task();
+  if (s.task == nullptr) throw std::logic_error("corio::timeout needs a task");
+  enter_scope(s.task, &s);
+  s.timer.deadline_ns = deadline_ns;
+  s.timer.on_fire = &timeout_fired;
+  s.timer.context = &s;
+  if (deadline_ns <= steady_now_ns()) {
+    s.cancelled.store(true, std::memory_order_release);  // already expired: no timer
+  } else {
+    w.arm_timer(&s.timer);
+  }
+}
+
+bool try_exit_timeout(timeout_scope& s) noexcept {
+  if (s.task == nullptr) return true;
+  worker* w = current_worker();
+  if (s.timer.owner != nullptr && s.timer.owner != w) return false;
+  if (s.timer.owner != nullptr) w->disarm_timer(&s.timer);
+  exit_scope(s.task, &s);
+  s.task = nullptr;
+  return true;
+}
+
+void hop_to_timer(timeout_scope& s, resume_on_state& hop, std::coroutine_handle<> h) {
+  worker& w = require_worker("timeout()");
+  hop.node.handle = h;
+  hop.node.task = w.current_task();
+  hop.target = s.timer.owner->index();
+  hop.run = &resume_on_publish;
+  w.defer(&hop);
+}
+
+bool is_operation_cancelled(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const operation_cancelled&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+void throw_join_interrupted() {
+  throw operation_cancelled("corio: the joining task was cancelled (the joined task goes on)");
 }
 
 void throw_empty_task() {

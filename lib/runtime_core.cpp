@@ -23,6 +23,7 @@
 //  7. Rings and eventfds are closed, and block_on returns main's value or rethrows its exception.
 #include "runtime_core.hpp"
 
+#include "cancel.hpp"
 #include "context.hpp"
 
 #include <fmt/format.h>
@@ -253,10 +254,10 @@ void runtime_core::destroy_pending_roots_here() noexcept {
     for (task_header* t : pending) {
       registry_.remove(t);
       t->frame.destroy();  // runs the destructors of the whole chain of frames
-      std::uint32_t prev = t->state.fetch_or(task_header::complete | task_header::cancelled,
+      std::uint32_t prev = t->state.fetch_or(task_header::complete | task_header::destroyed,
                                              std::memory_order_acq_rel);
       // A joiner (prev & join_waiting) is itself pending and is destroyed too: not scheduled.
-      if (!(prev & task_header::handle)) t->destroy();
+      t->destroy_if_unreferenced(prev | task_header::complete | task_header::destroyed);
     }
   }
 }
@@ -305,11 +306,15 @@ void runtime_core::complete_root(task_header* t, worker& w) noexcept {
   std::uint32_t prev = t->state.fetch_or(task_header::complete, std::memory_order_acq_rel);
   // Past this point `t` belongs to its handle, unless there is none. Reading `joiner` is safe:
   // JOIN_WAITING means the handle's owner is suspended in the join and cannot free `t`.
-  if (prev & task_header::join_waiting) w.schedule_local(t->joiner);
-  if (!(prev & task_header::handle)) {
-    if (t->promise->exception_) report_unhandled(t->promise->exception_, t->id);
-    t->destroy();
+  if (prev & task_header::join_waiting) {
+    join_waiter* joiner = t->joiner;
+    end_wait_foreign(joiner->node.task, joiner);
+    w.schedule_local(&joiner->node);
   }
+  if (!(prev & task_header::handle) && t->has_unobserved_exception()) {
+    report_unhandled(t->promise->exception_, t->id);
+  }
+  t->destroy_if_unreferenced(prev | task_header::complete);
 }
 
 void runtime_core::report_unhandled(std::exception_ptr e, std::uint64_t id) noexcept {

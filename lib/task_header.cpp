@@ -6,7 +6,8 @@
 //   task finishes    fetch_or(COMPLETE)      -- by the worker where the frame hit final_suspend,
 //                                               after it suspended (a deferred action)
 //   handle dropped   fetch_and(~HANDLE)
-//   shutdown         fetch_or(COMPLETE | CANCELLED), after destroying the frame
+//   shutdown         fetch_or(COMPLETE | DESTROYED), after destroying the frame
+//   cancel message   fetch_or(CANCEL_MSG) when queued, fetch_and(~CANCEL_MSG) when processed
 //
 // Correctness:
 //  1. The joiner is scheduled exactly once: both the finishing side and the joining side do an
@@ -15,14 +16,18 @@
 //  2. The result is visible to the joiner: the finisher's RMW releases the frame's writes, and
 //     the joiner acquires them (join_ready's acquire load, or its own RMW).
 //  3. Header and frame are freed exactly once, by the side that removes the last of
-//     {task running, HANDLE}: the finisher if it sees no HANDLE, the handle if it sees COMPLETE.
+//     {task running, HANDLE, CANCEL_MSG}: each transition computes the resulting state and frees
+//     only when it is exactly COMPLETE (destroy_if_unreferenced).
 //  4. Nobody touches a frame while it runs: completion is published only after the frame's
 //     final_suspend has returned to the worker loop (deferred_action).
 #include "task_header.hpp"
 
+#include "cancel.hpp"
 #include "context.hpp"
 #include "runtime_core.hpp"
 #include "worker.hpp"
+
+#include <corio/error.hpp>
 
 #include <fmt/format.h>
 
@@ -44,13 +49,37 @@ void finish_root(deferred_action* a, worker& w) noexcept {
   t->runtime->complete_root(t, w);
 }
 
+// Cancel action of a join (cancel.cpp step 3): withdraws the waiter unless the joined task
+// finished first, in which case its finisher resumes the joiner.
+void cancel_join(wait_point* p, worker& w) noexcept {
+  auto* waiter = static_cast<join_waiter*>(p);
+  task_header* t = waiter->task;
+  std::uint32_t cur = t->state.load(std::memory_order_acquire);
+  do {
+    if (cur & task_header::complete) return;
+  } while (!t->state.compare_exchange_weak(cur, cur & ~task_header::join_waiting,
+                                           std::memory_order_acq_rel, std::memory_order_acquire));
+  waiter->cancelled = true;
+  end_wait_owner(waiter->node.task);
+  w.schedule_local(&waiter->node);
+}
+
 void join_publish(deferred_action* a, worker& w) noexcept {
   auto* waiter = static_cast<join_waiter*>(a);
   task_header* t = waiter->task;
-  t->joiner = &waiter->node;
+  waiter->cancel = &cancel_join;
+  if (!begin_wait(w, waiter->node.task, waiter)) {
+    waiter->cancelled = true;
+    w.schedule_local(&waiter->node);
+    return;
+  }
+  t->joiner = waiter;
   // Release: publishes `joiner`. Acquire: if COMPLETE is already set, the result is visible.
   std::uint32_t prev = t->state.fetch_or(task_header::join_waiting, std::memory_order_acq_rel);
-  if (prev & task_header::complete) w.schedule_local(&waiter->node);  // finished meanwhile
+  if (prev & task_header::complete) {  // finished meanwhile: nobody else will resume us
+    end_wait_owner(waiter->node.task);
+    w.schedule_local(&waiter->node);
+  }
 }
 
 }  // namespace
@@ -87,7 +116,7 @@ task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame
 }
 
 void task_header::destroy() noexcept {
-  if (!(state.load(std::memory_order_relaxed) & cancelled)) frame.destroy();
+  if (!(state.load(std::memory_order_relaxed) & destroyed)) frame.destroy();
   this->~task_header();
   frame_free(this, sizeof(task_header));
 }
@@ -129,8 +158,22 @@ bool join_ready(const task_header* t) noexcept {
   return t->state.load(std::memory_order_acquire) & task_header::complete;
 }
 
+bool task_header::has_unobserved_exception() const noexcept {
+  if (state.load(std::memory_order_relaxed) & destroyed) return false;
+  if (!promise->exception_) return false;
+  if (cancel_flag.load(std::memory_order_relaxed)) {
+    try {
+      std::rethrow_exception(promise->exception_);
+    } catch (const operation_cancelled&) {
+      return false;  // the expected end of a cancelled task
+    } catch (...) {
+    }
+  }
+  return true;
+}
+
 bool join_cancelled(const task_header* t) noexcept {
-  return t->state.load(std::memory_order_acquire) & task_header::cancelled;
+  return t->state.load(std::memory_order_acquire) & task_header::destroyed;
 }
 
 void join_suspend(join_waiter& waiter, task_header* t, std::coroutine_handle<> h) {
@@ -148,14 +191,18 @@ void join_suspend(join_waiter& waiter, task_header* t, std::coroutine_handle<> h
 void release_handle(task_header* t, bool observed) noexcept {
   std::uint32_t prev = t->state.fetch_and(~task_header::handle, std::memory_order_acq_rel);
   if (!(prev & task_header::complete)) return;  // still running: the finisher frees it
-  if (!observed && !(prev & task_header::cancelled) && t->promise->exception_) {
+  if (!observed && t->has_unobserved_exception()) {
     t->runtime->report_unhandled(t->promise->exception_, t->id);
   }
-  t->destroy();
+  t->destroy_if_unreferenced(prev & ~task_header::handle);
 }
 
 std::uint64_t task_id(const task_header* t) noexcept {
   return t->id;
+}
+
+void cancel_task(task_header* t) {
+  request_cancel(t);
 }
 
 }  // namespace corio::detail

@@ -6,15 +6,17 @@
 //                                   v
 //   runtime registry ---------> task_header ----owns----> root coroutine frame (task<T>)
 //   (until the task finishes)       |                      (suspended at final_suspend once
-//                                   +--joiner--> sched_node    finished; holds the result)
+//                                   +--joiner--> join_waiter   finished; holds the result)
 //
 // The header and the frame are freed together by whoever comes last: the task finishing (sets
-// COMPLETE) or the handle going away (clears HANDLE). While HANDLE is set the frame stays at its
-// final suspension point so the handle can take the result.
+// COMPLETE), the handle going away (clears HANDLE), or a pending cancellation message being
+// processed (clears CANCEL_MSG). While HANDLE is set the frame stays at its final suspension point
+// so the handle can take the result.
 #pragma once
 
 #include <corio/detail/root.hpp>
 #include <corio/detail/sched_node.hpp>
+#include <corio/detail/wait_point.hpp>
 #include <corio/task.hpp>
 
 #include <atomic>
@@ -37,7 +39,10 @@ class task_header : public deferred_action {
   /// A join_handle references the header.
   static constexpr std::uint32_t handle = 1u << 2;
   /// The frame was destroyed by shutdown before finishing: there is no result.
-  static constexpr std::uint32_t cancelled = 1u << 3;
+  static constexpr std::uint32_t destroyed = 1u << 3;
+  /// A cancellation message for this task sits in a worker's inbox (cancel.cpp); it keeps the
+  /// header alive until the worker processed it.
+  static constexpr std::uint32_t cancel_msg = 1u << 4;
 
   sched_node start;  // schedules the first resumption
   std::coroutine_handle<> frame;
@@ -45,8 +50,17 @@ class task_header : public deferred_action {
   runtime_core* runtime = nullptr;
   worker* pinned = nullptr;  // spawn_local: the only worker that may run the task
   std::uint64_t id = 0;
-  sched_node* joiner = nullptr;  // written before join_waiting is set (release), read after
+  join_waiter* joiner = nullptr;  // written before join_waiting is set (release), read after
   std::atomic<std::uint32_t> state{handle};
+
+  // Cancellation (cancel.cpp). `wait`, `wait_owner` and `scope` are guarded by `cancel_lock`,
+  // except that the wait's owner clears `wait` without it when the wait completes there.
+  std::atomic<bool> cancel_lock{false};
+  std::atomic<wait_point*> wait{nullptr};
+  worker* wait_owner = nullptr;
+  cancel_scope* scope = nullptr;         // innermost active timeout scope
+  std::atomic<bool> cancel_flag{false};  // join_handle::cancel: sticky
+  task_header* cancel_next = nullptr;    // link in a worker's cancel inbox
 
   // Registry links, guarded by the registry shard's mutex.
   task_header* reg_prev = nullptr;
@@ -56,8 +70,18 @@ class task_header : public deferred_action {
 
   static task_header* create(runtime_core& rt, std::coroutine_handle<> frame, promise_base& promise,
                              worker* pinned);
-  /// Destroys the frame unless it was already destroyed (cancelled), then frees the header.
+  /// Destroys the frame unless it was already destroyed by shutdown, then frees the header.
   void destroy() noexcept;
+  /// Frees the header (and frame) if `state` (after the caller's transition) says nobody else
+  /// holds it: COMPLETE with neither HANDLE nor CANCEL_MSG.
+  bool destroy_if_unreferenced(std::uint32_t state) noexcept {
+    if ((state & (complete | handle | cancel_msg)) != complete) return false;
+    destroy();
+    return true;
+  }
+  /// Whether an exception the task ended with must go to the unhandled-exception hook: it has
+  /// one, nobody joined it, and it is not the operation_cancelled of a cancelled task.
+  bool has_unobserved_exception() const noexcept;
 };
 
 /// A process-unique task id, never 0; ids are handed out in per-thread blocks.

@@ -24,6 +24,7 @@
 // close(), once every worker is out, and the runtime destroys the pending frames afterwards.
 #include "worker.hpp"
 
+#include "cancel.hpp"
 #include "runtime_core.hpp"
 #include "task_header.hpp"
 #include "tsan.hpp"
@@ -82,10 +83,16 @@ void worker::close() noexcept {
   pinned_.clear();
   deferred_yields_.clear();
   deferred_.clear();
+  task_header* cancels;
   {
     std::lock_guard lock(inbox_mutex_);
     inbox_.clear();
+    cancels = std::exchange(cancel_inbox_, nullptr);
     inbox_flag_.store(false, std::memory_order_seq_cst);
+  }
+  while (task_header* t = cancels) {  // the tasks are gone; their messages only hold references
+    cancels = t->cancel_next;
+    drop_cancel_message(t);
   }
   timers_.clear();
   ring_fd_.store(-1, std::memory_order_release);
@@ -209,7 +216,27 @@ void worker::notify_if_shareable() {
 }
 
 void worker::complete_op(io_op* op) noexcept {
-  if (!draining_) schedule_local(&op->node);
+  if (draining_) return;
+  end_wait_owner(op->node.task);
+  schedule_local(&op->node);
+}
+
+void worker::cancel_op(io_op* op) noexcept {
+  try {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(op), 0);
+    sqe->user_data = ud_cancel_one;
+    inc_in_flight();
+    worker_counters::bump(counters_.sqes_submitted);
+  } catch (...) {
+    std::terminate();  // the ring cannot submit at all
+  }
+}
+
+bool worker::disarm_timer(timer_node* t) noexcept {
+  if (t->heap_index == timer_node::not_queued) return false;
+  timers_.remove(t);
+  return true;
 }
 
 io_uring_sqe* worker::get_sqe() {
@@ -237,10 +264,6 @@ void worker::op_submitted(io_op* op) noexcept {
 
 void worker::arm_timer(timer_node* t) {
   t->owner = this;
-  if (t->deadline_ns <= steady_now_ns()) {
-    defer_yield(&t->node);
-    return;
-  }
   timers_.insert(t);
 }
 
@@ -265,6 +288,7 @@ unsigned worker::reap() {
         return;
       case ud_msg_sent:
       case ud_cancel_all:
+      case ud_cancel_one:
         dec_in_flight();
         return;
       case ud_eventfd:
@@ -295,7 +319,12 @@ unsigned worker::fire_timers() {
   std::int64_t now = steady_now_ns();
   unsigned n = 0;
   while (timer_node* t = timers_.pop_expired(now)) {
-    schedule_local(&t->node);
+    if (t->on_fire != nullptr) {
+      t->on_fire(t, *this);
+    } else {
+      end_wait_owner(t->node.task);
+      schedule_local(&t->node);
+    }
     ++n;
   }
   if (n) worker_counters::bump(counters_.timers_fired, n);
@@ -360,14 +389,29 @@ void worker::park_and_wait() {
 }
 
 void worker::drain_inbox() {
-  std::lock_guard lock(inbox_mutex_);
-  pinned_.splice(inbox_);
-  inbox_flag_.store(false, std::memory_order_seq_cst);
+  task_header* cancels;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    pinned_.splice(inbox_);
+    cancels = std::exchange(cancel_inbox_, nullptr);
+    inbox_flag_.store(false, std::memory_order_seq_cst);
+  }
+  while (task_header* t = cancels) {
+    cancels = t->cancel_next;
+    process_cancel(t, *this);
+  }
 }
 
 void worker::push_inbox(sched_node* n) {
   std::lock_guard lock(inbox_mutex_);
   inbox_.push(n);
+  inbox_flag_.store(true, std::memory_order_seq_cst);
+}
+
+void worker::push_cancel(task_header* t) {
+  std::lock_guard lock(inbox_mutex_);
+  t->cancel_next = cancel_inbox_;
+  cancel_inbox_ = t;
   inbox_flag_.store(true, std::memory_order_seq_cst);
 }
 

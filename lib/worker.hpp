@@ -29,6 +29,7 @@ enum : std::uint64_t {
   ud_msg_sent = 2,    // completion of a MSG_RING this worker sent
   ud_eventfd = 3,     // the read on this worker's eventfd completed (a wake from a non-worker)
   ud_cancel_all = 4,  // the shutdown IORING_ASYNC_CANCEL_ANY
+  ud_cancel_one = 5,  // an IORING_OP_ASYNC_CANCEL of one op (cancel.cpp)
 };
 
 /// Counters written only by their worker (relaxed loads and stores, no locked instructions) and
@@ -84,12 +85,19 @@ class worker {
   void op_submitted(io_op* op) noexcept;
   /// Ops (and internal SQEs) that will still produce a final CQE.
   std::uint64_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+  /// Arms `t`: its owner becomes this worker, which fires it at or after its deadline.
   void arm_timer(timer_node* t);
+  /// Takes `t` out of this worker's heap if it is still armed; returns whether it was.
+  bool disarm_timer(timer_node* t) noexcept;
+  /// Submits IORING_OP_ASYNC_CANCEL for `op`, which must be in flight on this worker's ring.
+  void cancel_op(io_op* op) noexcept;
   /// Called by io_op completion handlers: resume the op's coroutine unless draining.
   void complete_op(io_op* op) noexcept;
 
   // ---- any thread ----
   void push_inbox(sched_node* n);
+  /// Queues a cancellation message for task `t` (cancel.cpp); the caller wakes this worker.
+  void push_cancel(task_header* t);
   bool has_inbox() const noexcept { return inbox_flag_.load(std::memory_order_seq_cst); }
   std::uint32_t queue_len() const noexcept { return queue_.approx_len(); }
   /// Sends this worker a wake-up: from `sender`'s ring with MSG_RING when the caller is a worker
@@ -161,7 +169,8 @@ class worker {
   // shared state
   mutable std::mutex inbox_mutex_;
   node_fifo inbox_;                      // guarded by inbox_mutex_
-  std::atomic<bool> inbox_flag_{false};  // inbox_ non-empty; written under inbox_mutex_
+  task_header* cancel_inbox_ = nullptr;  // headers with a cancel message (LIFO); inbox_mutex_
+  std::atomic<bool> inbox_flag_{false};  // either inbox non-empty; written under inbox_mutex_
   std::atomic<int> ring_fd_{-1};         // target of peers' MSG_RING; -1 while closed
   int eventfd_ = -1;
   std::atomic<bool> open_{false};

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <corio/detail/sched_node.hpp>
+#include <corio/detail/wait_point.hpp>
 #include <corio/task.hpp>
 
 #include <coroutine>
@@ -21,7 +22,7 @@ class runtime_core;
 /// A job for the blocking pool. Lives in the awaiting frame; the pool thread touches it from the
 /// moment it is submitted until complete_blocking hands the waiter back to the runtime. The base
 /// is the deferred action that submits the job once the awaiting coroutine has suspended.
-struct blocking_job : deferred_action {
+struct blocking_job : deferred_action, wait_point {
   blocking_job* next_job = nullptr;                   // link in the pool's queue
   void (*execute)(blocking_job*) noexcept = nullptr;  // runs the function, then complete_blocking
   sched_node node;                                    // the awaiting coroutine
@@ -36,6 +37,7 @@ void submit_blocking(blocking_job& job, std::coroutine_handle<> h);
 /// Called by the pool thread when the job finished: schedules the waiter. The job (and the frame
 /// around it) may be destroyed by another thread as soon as this is called.
 void complete_blocking(blocking_job& job) noexcept;
+[[noreturn]] void throw_blocking_cancelled();
 
 template <class F, class R>
 class blocking_op final : public blocking_job {
@@ -47,6 +49,7 @@ class blocking_op final : public blocking_job {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) { submit_blocking(*this, h); }
   R await_resume() {
+    if (cancelled) throw_blocking_cancelled();
     if (error) std::rethrow_exception(error);
     if constexpr (std::is_void_v<R>) {
       return;
@@ -90,8 +93,9 @@ class blocking_op final : public blocking_job {
 /// threads on demand up to runtime_options::max_blocking_threads (beyond that, jobs wait in a
 /// queue) and lets a thread exit after runtime_options::blocking_keep_alive without work. The
 /// awaiting task resumes on a worker, never on the pool thread. A running job cannot be
-/// interrupted: when block_on's main task finishes, jobs not started yet are dropped and block_on
-/// waits for running ones to return.
+/// interrupted: cancelling the task drops the job if it has not started (operation_cancelled),
+/// else waits for it; when block_on's main task finishes, jobs not started yet are dropped and
+/// block_on waits for running ones to return.
 template <class F>
 auto spawn_blocking(F fn) -> task<std::invoke_result_t<std::decay_t<F>&>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;

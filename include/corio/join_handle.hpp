@@ -20,6 +20,7 @@ namespace detail {
 template <class T>
 join_handle<T> spawn_as(task<T>& t, spawn_kind kind);
 [[noreturn]] void throw_empty_join_handle();
+[[noreturn]] void throw_join_interrupted();
 [[noreturn]] void throw_join_cancelled(std::uint64_t id);
 }  // namespace detail
 
@@ -61,6 +62,17 @@ class join_handle {
   /// Lets the task run on without a handle; see the class comment for exceptions.
   void detach() noexcept { reset(); }
 
+  /// Asks the task to stop, from any thread: the operation it is suspended in (a ring operation,
+  /// a sleep, a join, a queued blocking job) is cancelled -- for a ring operation through
+  /// IORING_OP_ASYNC_CANCEL, resuming only after the kernel's completion was reaped -- and the task
+  /// sees corio::operation_cancelled at that co_await and at every later one that would suspend, so
+  /// its destructors run as the exception unwinds it. An operation that completed anyway keeps
+  /// its result. Does not wait for the task: join the handle for that. Cancelling a finished task
+  /// does nothing.
+  void cancel() {
+    if (task_) detail::cancel_task(task_);
+  }
+
   /// Awaits the task's completion; throws std::logic_error on an empty handle.
   auto operator co_await() noexcept {
     struct awaiter {
@@ -71,7 +83,12 @@ class join_handle {
         return detail::join_ready(self.task_);
       }
       void await_suspend(std::coroutine_handle<> h) { detail::join_suspend(waiter, self.task_, h); }
-      T await_resume() { return self.take(); }
+      T await_resume() {
+        // The join itself was cancelled (the joining task was): the joined task goes on, and the
+        // handle stays valid.
+        if (waiter.cancelled) detail::throw_join_interrupted();
+        return self.take();
+      }
     };
     return awaiter{*this, {}};
   }

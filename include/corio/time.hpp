@@ -2,6 +2,7 @@
 #pragma once
 
 #include <corio/detail/sched_node.hpp>
+#include <corio/detail/wait_point.hpp>
 
 #include <chrono>
 #include <coroutine>
@@ -13,20 +14,28 @@ namespace corio {
 
 namespace detail {
 
-/// A sleeping task in its worker's timer heap. Owner-only: only the worker in `owner` touches a
-/// node between arm_timer and the node's resumption.
-struct timer_node {
+/// A timer in its worker's heap. Owner-only: only the worker in `owner` touches a node between
+/// arming and firing (or disarming). A sleep is also the task's wait point: cancelling it takes
+/// it out of the heap and resumes the task, which then throws operation_cancelled.
+struct timer_node : wait_point {
   static constexpr std::uint32_t not_queued = std::numeric_limits<std::uint32_t>::max();
   sched_node node;
   std::int64_t deadline_ns = 0;  // steady_clock, nanoseconds since its epoch
   std::uint32_t heap_index = not_queued;
   worker* owner = nullptr;
+  /// Called on `owner` when the deadline passes, instead of scheduling `node` (timeouts).
+  void (*on_fire)(timer_node* self, worker& owner) noexcept = nullptr;
+  void* context = nullptr;  // for on_fire
 };
 
 /// Puts `t` into the current worker's timer heap; `h` is resumed on that worker at or after the
-/// deadline. A deadline already passed behaves like yield_now. Throws std::logic_error off a
-/// worker thread.
-void arm_timer(timer_node& t, std::coroutine_handle<> h);
+/// deadline. A deadline already passed behaves like yield_now. Returns false, without
+/// suspending, if the task was cancelled (`t.cancelled` is then set). Throws std::logic_error off
+/// a worker thread.
+bool arm_timer(timer_node& t, std::coroutine_handle<> h);
+/// After a sleep or a yield: throws operation_cancelled if the wait was cancelled, or if `task`
+/// (the task that suspended) has been cancelled meanwhile.
+void after_wait(bool cancelled, const task_header* task);
 
 inline std::int64_t steady_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -55,8 +64,8 @@ class sleep_op {
   sleep_op& operator=(const sleep_op&) = delete;
 
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) { detail::arm_timer(t_, h); }
-  void await_resume() const noexcept {}
+  bool await_suspend(std::coroutine_handle<> h) { return detail::arm_timer(t_, h); }
+  void await_resume() const { detail::after_wait(t_.cancelled, t_.node.task); }
 
  private:
   detail::timer_node t_;
@@ -67,7 +76,8 @@ class sleep_op {
 /// another worker steals it once it is ready. Timers are kept per worker in user space; an idle
 /// worker waits in the kernel with the earliest deadline as its timeout, so sleeping costs no
 /// syscall of its own. A zero or negative `d` yields like yield_now. Never fires early; fires late
-/// when the worker is busy with a task that does not suspend.
+/// when the worker is busy with a task that does not suspend. If the task is cancelled while (or
+/// before) sleeping, the sleep ends at once and throws operation_cancelled.
 template <class Rep, class Period>
 [[nodiscard]] sleep_op sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
   return sleep_op(detail::steady_now_ns() + detail::duration_to_ns(d));

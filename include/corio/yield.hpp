@@ -11,6 +11,7 @@ namespace detail {
 /// Queues `node` (resuming `h`) at the back of the current worker's run queue once `h` suspended.
 /// Throws std::logic_error off a worker thread.
 void suspend_yield(sched_node& node, std::coroutine_handle<> h);
+void after_wait(bool cancelled, const task_header* task);
 }  // namespace detail
 
 /// The awaiter returned by yield_now(); lives in the awaiting frame.
@@ -22,7 +23,7 @@ class yield_op {
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) { detail::suspend_yield(node_, h); }
-  void await_resume() const noexcept {}
+  void await_resume() const { detail::after_wait(false, node_.task); }
 
  private:
   detail::sched_node node_;
@@ -31,7 +32,8 @@ class yield_op {
 /// `co_await yield_now()` suspends the task and puts it at the back of its worker's run queue, so
 /// every task that was ready before runs first, and I/O completions and timers are polled at least
 /// every few dozen resumptions. The task may be stolen meanwhile and resume on another worker.
-/// Does not sleep and does not park the worker.
+/// Does not sleep and does not park the worker. Throws operation_cancelled on resumption if the
+/// task was cancelled, so a loop that yields observes cancellation.
 [[nodiscard]] inline yield_op yield_now() noexcept {
   return {};
 }

@@ -4,6 +4,7 @@
 
 #include <corio/detail/io_op.hpp>
 
+#include <cerrno>
 #include <coroutine>
 
 namespace corio::detail {
@@ -23,7 +24,9 @@ struct nop_state : io_op {
 };
 
 /// Prepares an IORING_OP_NOP on the current worker's ring (read afresh from the calling thread).
-void submit_nop(nop_state& s, std::coroutine_handle<> h);
+/// Returns false, without suspending, if the task was cancelled (`s.cancelled` is then set).
+bool submit_nop(nop_state& s, std::coroutine_handle<> h);
+[[noreturn]] void throw_op_cancelled();
 
 /// `co_await nop()`: one round trip through the current worker's ring; the trace has worker
 /// indexes. `co_await traced_nop()` also records the kernel thread ids (for tests; slower).
@@ -33,8 +36,11 @@ class nop_op {
   nop_op(const nop_op&) = delete;
   nop_op& operator=(const nop_op&) = delete;
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) { submit_nop(s_, h); }
-  nop_trace await_resume() const noexcept { return s_.trace; }
+  bool await_suspend(std::coroutine_handle<> h) { return submit_nop(s_, h); }
+  nop_trace await_resume() const {
+    if (s_.cancelled && s_.res == -ECANCELED) throw_op_cancelled();
+    return s_.trace;
+  }
 
  private:
   nop_state s_;
@@ -53,7 +59,7 @@ struct ring_timeout_state : io_op {
   long long sec = 0;  // a __kernel_timespec the kernel reads at submission
   long long nsec = 0;
 };
-void submit_ring_timeout(ring_timeout_state& s, std::coroutine_handle<> h);
+bool submit_ring_timeout(ring_timeout_state& s, std::coroutine_handle<> h);
 class ring_timeout_op {
  public:
   explicit ring_timeout_op(long long ns) noexcept {
@@ -63,8 +69,11 @@ class ring_timeout_op {
   ring_timeout_op(const ring_timeout_op&) = delete;
   ring_timeout_op& operator=(const ring_timeout_op&) = delete;
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) { submit_ring_timeout(s_, h); }
-  int await_resume() const noexcept { return s_.res; }
+  bool await_suspend(std::coroutine_handle<> h) { return submit_ring_timeout(s_, h); }
+  int await_resume() const {
+    if (s_.cancelled && s_.res == -ECANCELED) throw_op_cancelled();
+    return s_.res;
+  }
 
  private:
   ring_timeout_state s_;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <corio/detail/sched_node.hpp>
+#include <corio/detail/wait_point.hpp>
 
 #include <cstdint>
 
@@ -15,7 +16,11 @@ namespace corio::detail {
 /// stores the result and schedules `node`). Cancellation is one more completion (-ECANCELED);
 /// there is no other way out. At shutdown the worker cancels every op and reaps every CQE
 /// before any frame is destroyed, so the kernel never writes into freed memory.
-struct io_op {
+///
+/// As a wait point, its cancel action submits IORING_OP_ASYNC_CANCEL for it on its own ring and
+/// sets `cancelled`; the coroutine resumes when the op's own CQE arrives (-ECANCELED, or its real
+/// result if it completed first: a result that happened is never thrown away).
+struct io_op : wait_point {
   sched_node node;
   std::int32_t res = 0;
   std::uint32_t cqe_flags = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <corio/detail/sched_node.hpp>
+#include <corio/detail/wait_point.hpp>
 
 #include <coroutine>
 #include <cstdint>
@@ -39,10 +40,11 @@ bool join_cancelled(const task_header* task) noexcept;
 
 /// Registers the suspended joiner `h`; the joiner is scheduled once the task finishes (possibly at
 /// once, if it finished meanwhile). The registration itself runs after `h` has fully suspended.
-/// The base is the deferred action that publishes the waiter once the joiner has suspended.
-struct join_waiter : deferred_action {
+/// The deferred action publishes the waiter once the joiner has suspended; the wait point lets
+/// the joiner be cancelled (the joined task goes on).
+struct join_waiter : deferred_action, wait_point {
   sched_node node;
-  task_header* task = nullptr;
+  task_header* task = nullptr;  // the joined task
 };
 void join_suspend(join_waiter& waiter, task_header* task, std::coroutine_handle<> h);
 
@@ -53,5 +55,8 @@ void release_handle(task_header* task, bool observed) noexcept;
 
 /// The task's id: unique in the process, never 0.
 std::uint64_t task_id(const task_header* task) noexcept;
+
+/// join_handle::cancel: asks the task to stop (any thread).
+void cancel_task(task_header* task);
 
 }  // namespace corio::detail

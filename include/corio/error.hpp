@@ -1,0 +1,101 @@
+// Errors: the exceptions corio throws, and corio::result<T> for code that prefers error codes.
+#pragma once
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace corio {
+
+/// Thrown at a co_await of a task that was cancelled (join_handle::cancel, or a scope that
+/// cancels its children), and at every later co_await of that task that would suspend. A
+/// std::system_error with ECANCELED.
+class operation_cancelled : public std::system_error {
+ public:
+  operation_cancelled()
+      : std::system_error(ECANCELED, std::generic_category(), "corio: operation cancelled") {}
+  explicit operation_cancelled(const std::string& what)
+      : std::system_error(ECANCELED, std::generic_category(), what) {}
+};
+
+/// Thrown by corio::timeout (and by operations with a per-stream timeout) when the deadline passed
+/// before the operation completed. A std::system_error with ETIMEDOUT.
+class timed_out : public std::system_error {
+ public:
+  timed_out()
+      : std::system_error(ETIMEDOUT, std::generic_category(), "corio: operation timed out") {}
+  explicit timed_out(const std::string& what)
+      : std::system_error(ETIMEDOUT, std::generic_category(), what) {}
+};
+
+/// The value of an operation, or the error it failed with: the non-throwing form of every corio
+/// operation (`co_await s.read(buf).nothrow()`). Like std::expected<T, std::error_code>.
+template <class T>
+class [[nodiscard]] result {
+ public:
+  result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit by design
+      : v_(std::in_place_index<0>, std::move(value)) {}
+  result(std::error_code error) noexcept : v_(std::in_place_index<1>, error) {}  // NOLINT
+
+  bool has_value() const noexcept { return v_.index() == 0; }
+  explicit operator bool() const noexcept { return has_value(); }
+
+  /// The value; throws std::system_error with the error if there is none.
+  T& value() & {
+    if (!has_value()) throw std::system_error(error());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    if (!has_value()) throw std::system_error(error());
+    return std::get<0>(std::move(v_));
+  }
+  T& operator*() & noexcept { return std::get<0>(v_); }
+  T&& operator*() && noexcept { return std::get<0>(std::move(v_)); }
+  T* operator->() noexcept { return &std::get<0>(v_); }
+  template <class U>
+  T value_or(U&& fallback) const& {
+    return has_value() ? std::get<0>(v_) : static_cast<T>(std::forward<U>(fallback));
+  }
+  /// The error; a default (success) error_code when there is a value.
+  std::error_code error() const noexcept {
+    return has_value() ? std::error_code{} : std::get<1>(v_);
+  }
+
+ private:
+  std::variant<T, std::error_code> v_;
+};
+
+template <>
+class [[nodiscard]] result<void> {
+ public:
+  result() noexcept = default;
+  result(std::error_code error) noexcept : error_(error) {}  // NOLINT: implicit by design
+
+  bool has_value() const noexcept { return !error_; }
+  explicit operator bool() const noexcept { return has_value(); }
+  void value() const {
+    if (error_) throw std::system_error(error_);
+  }
+  std::error_code error() const noexcept { return error_; }
+
+ private:
+  std::error_code error_;
+};
+
+namespace detail {
+
+/// A std::error_code in the generic (errno) category.
+inline std::error_code errno_code(int err) noexcept {
+  return {err, std::generic_category()};
+}
+
+/// Throws the exception for a failed operation: operation_cancelled for ECANCELED, timed_out for
+/// ETIMEDOUT, else std::system_error; `what` names the operation and its object ("read on fd 7").
+[[noreturn]] void throw_error(std::error_code error, const std::string& what);
+
+}  // namespace detail
+
+}  // namespace corio

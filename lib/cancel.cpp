@@ -1,0 +1,161 @@
+// Cancellation: join_handle::cancel, timeout scopes, and the wait points they act on.
+//
+// Each root task has at most one registered wait point (wait_point.hpp) and, in its header, a
+// small spinlock (`cancel_lock`) guarding the wait pointer, its owner worker and the scope chain.
+//
+//  1. begin_wait (the suspending worker W): under the lock, if the task or an active scope is
+//     cancelled, refuse (the awaiter does not suspend and throws); else record (p, W).
+//  2. A cancel request (any thread) first sets its flag -- the task's cancel_flag, or a scope's
+//     `cancelled` -- then poke()s: under the lock, if a wait is registered and no message is in
+//     flight, it sets CANCEL_MSG in the task's state and queues the header in the owner's cancel
+//     inbox. The requester never touches the wait point itself: it may complete at any moment.
+//  3. The owner W processes the message between two resumptions: under the lock, if the task
+//     still waits on a point W owns and is cancelled, it runs the point's cancel action, which
+//     makes the coroutine runnable exactly once (for a ring op: after the CQE of the cancelled op).
+//     The point is alive: only W can complete it, and W is busy here. If the task now waits on
+//     another worker's point, the message is forwarded there. Else it is dropped. CANCEL_MSG is
+//     cleared under the same lock, so a request racing with the processing either is seen by it
+//     or queues a new message.
+//  4. A wait that completes on its owner clears the wait pointer without the lock (only the owner
+//     could otherwise act on it); one completed by another thread (a join, a blocking job) clears
+//     it under the lock, so a processing owner sees either the live point or none.
+//
+// No lost cancellation: the flag is written before poke takes the lock, and begin_wait reads it
+// under the same lock, so either begin_wait sees the flag or poke sees the registered wait.
+// The header outlives a queued message: CANCEL_MSG is one of the references that keep it alive.
+#include "cancel.hpp"
+
+#include "runtime_core.hpp"
+#include "task_header.hpp"
+#include "worker.hpp"
+
+#include "context.hpp"
+
+#include <corio/error.hpp>
+
+namespace corio::detail {
+
+namespace {
+
+class cancel_guard {
+ public:
+  explicit cancel_guard(task_header* t) noexcept : t_(t) {
+    // Acquire pairs with the release in the destructor: the holder sees the previous holder's
+    // writes to wait, wait_owner and scope.
+    while (t_->cancel_lock.exchange(true, std::memory_order_acquire)) {
+      while (t_->cancel_lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+    }
+  }
+  ~cancel_guard() { t_->cancel_lock.store(false, std::memory_order_release); }
+  cancel_guard(const cancel_guard&) = delete;
+  cancel_guard& operator=(const cancel_guard&) = delete;
+
+ private:
+  task_header* t_;
+};
+
+bool chain_cancelled(const task_header* t) noexcept {
+  if (t->cancel_flag.load(std::memory_order_acquire)) return true;
+  for (const cancel_scope* s = t->scope; s != nullptr; s = s->parent) {
+    if (s->cancelled.load(std::memory_order_acquire)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool begin_wait(worker& w, task_header* t, wait_point* p) {
+  p->cancelled = false;
+  if (t == nullptr) return true;
+  cancel_guard g(t);
+  if (chain_cancelled(t)) return false;
+  t->wait_owner = &w;
+  t->wait.store(p, std::memory_order_relaxed);
+  return true;
+}
+
+void end_wait_owner(task_header* t) noexcept {
+  if (t != nullptr) t->wait.store(nullptr, std::memory_order_release);
+}
+
+void end_wait_foreign(task_header* t, wait_point* p) noexcept {
+  if (t == nullptr) return;
+  cancel_guard g(t);
+  if (t->wait.load(std::memory_order_relaxed) == p)
+    t->wait.store(nullptr, std::memory_order_relaxed);
+}
+
+bool is_cancelled(const task_header* t) noexcept {
+  return t != nullptr && chain_cancelled(t);
+}
+
+task_header* current_task() noexcept {
+  worker* w = current_worker();
+  return w ? w->current_task() : nullptr;
+}
+
+void throw_if_cancelled() {
+  if (is_cancelled(current_task())) throw operation_cancelled();
+}
+
+void poke(task_header* t) {
+  worker* target = nullptr;
+  {
+    cancel_guard g(t);
+    if (t->wait.load(std::memory_order_relaxed) == nullptr) return;  // running: step 1 sees it
+    std::uint32_t prev = t->state.fetch_or(task_header::cancel_msg, std::memory_order_acq_rel);
+    if (prev & task_header::cancel_msg) return;  // a message is on its way; it will look again
+    target = t->wait_owner;
+    target->push_cancel(t);
+  }
+  target->runtime().notify_worker(*target, current_worker());
+}
+
+void request_cancel(task_header* t) {
+  t->cancel_flag.store(true, std::memory_order_release);
+  poke(t);
+}
+
+void process_cancel(task_header* t, worker& w) noexcept {
+  worker* forward_to = nullptr;
+  std::uint32_t prev = 0;
+  {
+    cancel_guard g(t);
+    wait_point* p = t->wait.load(std::memory_order_relaxed);
+    if (p != nullptr && t->wait_owner != &w) {
+      forward_to = t->wait_owner;  // keeps CANCEL_MSG: the message moves on
+      forward_to->push_cancel(t);
+    } else {
+      if (p != nullptr && !p->cancelled && chain_cancelled(t)) p->cancel(p, w);
+      prev = t->state.fetch_and(~task_header::cancel_msg, std::memory_order_acq_rel);
+    }
+  }
+  if (forward_to != nullptr) {
+    w.runtime().notify_worker(*forward_to, &w);
+    return;
+  }
+  t->destroy_if_unreferenced(prev & ~task_header::cancel_msg);
+}
+
+void drop_cancel_message(task_header* t) noexcept {
+  std::uint32_t prev = t->state.fetch_and(~task_header::cancel_msg, std::memory_order_acq_rel);
+  t->destroy_if_unreferenced(prev & ~task_header::cancel_msg);
+}
+
+void enter_scope(task_header* t, cancel_scope* s) noexcept {
+  cancel_guard g(t);
+  s->parent = t->scope;
+  t->scope = s;
+}
+
+void exit_scope(task_header* t, cancel_scope* s) noexcept {
+  cancel_guard g(t);
+  t->scope = s->parent;
+}
+
+void cancel_scope_of(task_header* t, cancel_scope* s) {
+  s->cancelled.store(true, std::memory_order_release);
+  poke(t);
+}
+
+}  // namespace corio::detail

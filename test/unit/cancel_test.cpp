@@ -1,0 +1,374 @@
+// join_handle::cancel and corio::timeout.
+// Invariants: a cancelled task resumes exactly once, at the co_await it was suspended in, with
+// operation_cancelled (or with the real result of an operation that completed first), and every
+// later suspending co_await throws too; its destructors run; no ring operation is left in flight.
+// A timeout turns its own cancellation into timed_out and leaves the task's own cancellation alone.
+#include <doctest/doctest.h>
+
+#include "../support/invariants.hpp"
+
+#include <corio/corio.hpp>
+#include <corio/detail/diagnostics.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <random>
+#include <thread>
+#include <vector>
+
+using corio::task;
+using corio::test::counted;
+using clk = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr long long hour_ns = 3600LL * 1'000'000'000;
+
+// Runs `t`, cancels it after `after`, and returns what joining it threw (or nothing).
+template <class T>
+task<std::exception_ptr> cancel_after(task<T> t, std::chrono::microseconds after) {
+  auto h = corio::spawn(std::move(t));
+  co_await corio::sleep_for(after);
+  h.cancel();
+  try {
+    co_await h;
+  } catch (...) {
+    co_return std::current_exception();
+  }
+  co_return nullptr;
+}
+
+bool is_cancelled(std::exception_ptr e) {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const corio::operation_cancelled&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_SUITE("cancel") {
+  TEST_CASE("cancel wakes a task blocked in each kind of wait, and its destructors run") {
+    for (std::size_t workers : {1u, 2u}) {
+      counted::live = 0;
+      corio::runtime rt{{.workers = workers, .max_blocking_threads = 1}};
+      rt.block_on([]() -> task<> {
+        auto t0 = clk::now();
+        // sleep
+        CHECK(is_cancelled(co_await cancel_after(
+            [](counted) -> task<> { co_await corio::sleep_for(1h); }(counted{}), 2ms)));
+        // a ring operation in flight
+        CHECK(is_cancelled(co_await cancel_after(
+            [](counted) -> task<> { co_await corio::detail::ring_timeout(hour_ns); }(counted{}),
+            2ms)));
+        // a join of a task that goes on (it is cancelled separately below)
+        auto forever = corio::spawn([]() -> task<> { co_await corio::sleep_for(1h); }());
+        CHECK(is_cancelled(co_await cancel_after(
+            [](corio::join_handle<void>& h, counted) -> task<> { co_await h; }(forever, counted{}),
+            2ms)));
+        CHECK(forever.valid());
+        CHECK_FALSE(forever.is_finished());
+        forever.cancel();
+        CHECK(is_cancelled(co_await [](corio::join_handle<void>& h) -> task<std::exception_ptr> {
+          try {
+            co_await h;
+          } catch (...) {
+            co_return std::current_exception();
+          }
+          co_return nullptr;
+        }(forever)));
+        // a loop of yields
+        CHECK(is_cancelled(co_await cancel_after(
+            [](counted) -> task<> {
+              for (;;) co_await corio::yield_now();
+            }(counted{}),
+            2ms)));
+        // a queued blocking job (the only pool thread is busy)
+        auto busy = corio::spawn([]() -> task<> {
+          co_await corio::spawn_blocking([] { std::this_thread::sleep_for(30ms); });
+        }());
+        co_await corio::sleep_for(2ms);
+        CHECK(is_cancelled(co_await cancel_after(
+            [](counted) -> task<> { co_await corio::spawn_blocking([] {}); }(counted{}), 1ms)));
+        co_await busy;
+        CHECK(corio::test::ms_since(t0) < 1000);
+        CHECK(counted::live == 0);
+      }());
+      CHECK(rt.stats().total().ops_in_flight == 0);
+    }
+  }
+
+  TEST_CASE("a cancelled task sees operation_cancelled at every later co_await that suspends") {
+    int caught = corio::run(
+        []() -> task<int> {
+          auto h = corio::spawn([]() -> task<int> {
+            int n = 0;
+            for (int i = 0; i < 3; ++i) {
+              try {
+                co_await corio::sleep_for(1h);
+              } catch (const corio::operation_cancelled&) {
+                ++n;
+              }
+            }
+            try {
+              co_await corio::detail::nop();
+            } catch (const corio::operation_cancelled&) {
+              ++n;
+            }
+            co_return n;  // returning normally is allowed
+          }());
+          co_await corio::sleep_for(1ms);
+          h.cancel();
+          co_return co_await h;
+        }(),
+        {.workers = 2});
+    CHECK(caught == 4);
+  }
+
+  TEST_CASE("cancel before the task first runs: its first suspension throws") {
+    bool ok = corio::run(
+        []() -> task<bool> {
+          auto h = corio::spawn([]() -> task<> { co_await corio::sleep_for(1h); }());
+          h.cancel();  // one worker: the task has not started yet
+          try {
+            co_await h;
+          } catch (const corio::operation_cancelled&) {
+            co_return true;
+          }
+          co_return false;
+        }(),
+        {.workers = 1});
+    CHECK(ok);
+  }
+
+  TEST_CASE("an operation that completes before its cancellation keeps its result") {
+    int res = corio::run(
+        []() -> task<int> {
+          // The timeout completes at once; cancelling afterwards finds nothing to cancel.
+          auto h = corio::spawn(
+              []() -> task<int> { co_return co_await corio::detail::ring_timeout(1); }());
+          while (!h.is_finished()) co_await corio::yield_now();
+          h.cancel();
+          co_return co_await h;
+        }(),
+        {.workers = 2});
+    CHECK(res == -ETIME);
+  }
+
+  TEST_CASE("cancel from a foreign thread") {
+    corio::runtime rt{{.workers = 2}};
+    bool ok = rt.block_on([]() -> task<bool> {
+      auto h = corio::spawn([]() -> task<> { co_await corio::detail::ring_timeout(hour_ns); }());
+      co_await corio::sleep_for(1ms);
+      std::thread t([&h] { h.cancel(); });
+      t.join();
+      try {
+        co_await h;
+      } catch (const corio::operation_cancelled&) {
+        co_return true;
+      }
+      co_return false;
+    }());
+    CHECK(ok);
+  }
+
+  TEST_CASE("the operation_cancelled of a cancelled detached task is not reported as unhandled") {
+    std::atomic<int> reported{0};
+    corio::run(
+        []() -> task<> {
+          auto h = corio::spawn([]() -> task<> { co_await corio::sleep_for(1h); }());
+          h.cancel();
+          h.detach();
+          co_await corio::sleep_for(5ms);
+        }(),
+        {.workers = 2,
+         .on_unhandled_exception = [&](std::exception_ptr, std::uint64_t) { ++reported; }});
+    CHECK(reported == 0);
+  }
+
+  TEST_CASE("cancel racing completion: every task resumes exactly once (T02)") {
+    long rounds = corio::test::scaled(3000);
+    corio::runtime rt{{.workers = 2}};
+    auto [resumed, cancelled] = rt.block_on([](long rounds) -> task<std::pair<long, long>> {
+      long resumed = 0, cancelled = 0;
+      std::mt19937 rng(7);
+      for (long i = 0; i < rounds; ++i) {
+        long long ns = static_cast<long long>(rng() % 20'000);  // 0-20 us
+        auto h = corio::spawn([](long long ns) -> task<int> {
+          co_return co_await corio::detail::ring_timeout(ns);
+        }(ns));
+        if (rng() % 2) co_await corio::yield_now();
+        h.cancel();
+        try {
+          int r = co_await h;
+          CHECK(r == -ETIME);
+          ++resumed;
+        } catch (const corio::operation_cancelled&) {
+          ++cancelled;
+          ++resumed;
+        }
+      }
+      co_return std::pair{resumed, cancelled};
+    }(rounds));
+    CHECK(resumed == rounds);
+    MESSAGE(cancelled << " of " << rounds << " were cancelled; the rest completed first");
+    CHECK(rt.stats().total().ops_in_flight == 0);
+  }
+
+  TEST_CASE("timeout on a sleep throws timed_out on time") {
+    double ms = corio::run(
+        []() -> task<double> {
+          auto t0 = clk::now();
+          bool threw = false;
+          try {
+            co_await corio::timeout(10ms, corio::sleep_for(1h));
+          } catch (const corio::timed_out& e) {
+            threw = true;
+            CHECK(e.code() == std::errc::timed_out);
+          }
+          CHECK(threw);
+          co_return corio::test::ms_since(t0);
+        }(),
+        {.workers = 2});
+    CHECK(ms >= 10);
+    CHECK(ms < 500);
+  }
+
+  TEST_CASE("timeout returns the value of an awaitable that finishes in time") {
+    int v = corio::run(
+        []() -> task<int> {
+          int a = co_await corio::timeout(1s, []() -> task<int> {
+            co_await corio::sleep_for(1ms);
+            co_return 20;
+          }());
+          co_await corio::timeout(1s, corio::sleep_for(1ms));  // void
+          auto h = corio::spawn([]() -> task<int> { co_return 22; }());
+          int b = co_await corio::timeout(1s, h);
+          co_return a + b;
+        }(),
+        {.workers = 2});
+    CHECK(v == 42);
+  }
+
+  TEST_CASE("timeout cancels a ring operation inside a task and reaps it") {
+    corio::runtime rt{{.workers = 2}};
+    bool threw = rt.block_on([]() -> task<bool> {
+      try {
+        co_await corio::timeout(
+            5ms, []() -> task<> { co_await corio::detail::ring_timeout(hour_ns); }());
+      } catch (const corio::timed_out&) {
+        co_return true;
+      }
+      co_return false;
+    }());
+    CHECK(threw);
+    CHECK(rt.stats().total().ops_in_flight == 0);
+  }
+
+  TEST_CASE("a timeout whose task moved to another worker disarms its timer there") {
+    corio::run(
+        []() -> task<> {
+          for (int i = 0; i < 200; ++i) {
+            co_await corio::detail::resume_on(static_cast<unsigned>(i));
+            int v = co_await corio::timeout(1s, [](int i) -> task<int> {
+              co_await corio::detail::resume_on(static_cast<unsigned>(i + 1));  // move away
+              co_return i;
+            }(i));
+            CHECK(v == i);
+          }
+        }(),
+        {.workers = 2});
+  }
+
+  TEST_CASE("nested timeouts: the one that fires is the one that surfaces") {
+    corio::run(
+        []() -> task<> {
+          // Inner fires first: the inner timeout throws timed_out; the outer returns its value.
+          int r = co_await corio::timeout(1s, []() -> task<int> {
+            try {
+              co_await corio::timeout(5ms, corio::sleep_for(1h));
+            } catch (const corio::timed_out&) {
+              co_return 1;
+            }
+            co_return 0;
+          }());
+          CHECK(r == 1);
+          // Outer fires first: the inner sees the cancellation as operation_cancelled, which the
+          // outer turns into timed_out.
+          bool outer = false;
+          try {
+            co_await corio::timeout(
+                5ms, []() -> task<> { co_await corio::timeout(1h, corio::sleep_for(1h)); }());
+          } catch (const corio::timed_out&) {
+            outer = true;
+          }
+          CHECK(outer);
+          // After a timeout the task can wait again normally.
+          co_await corio::sleep_for(1ms);
+        }(),
+        {.workers = 2});
+  }
+
+  TEST_CASE("cancelling a task inside a timeout surfaces as operation_cancelled, not timed_out") {
+    bool ok = corio::run(
+        []() -> task<bool> {
+          auto h =
+              corio::spawn([]() -> task<> { co_await corio::timeout(1h, corio::sleep_for(1h)); }());
+          co_await corio::sleep_for(2ms);
+          h.cancel();
+          try {
+            co_await h;
+          } catch (const corio::timed_out&) {
+            co_return false;
+          } catch (const corio::operation_cancelled&) {
+            co_return true;
+          }
+          co_return false;
+        }(),
+        {.workers = 2});
+    CHECK(ok);
+  }
+
+  TEST_CASE("a zero timeout times out an awaitable that would wait") {
+    bool ok = corio::run(
+        []() -> task<bool> {
+          try {
+            co_await corio::timeout(0ms, corio::sleep_for(1h));
+          } catch (const corio::timed_out&) {
+            co_return true;
+          }
+          co_return false;
+        }(),
+        {.workers = 1});
+    CHECK(ok);
+  }
+
+  TEST_CASE("many timeouts expiring at the same time all fire") {
+    long n = corio::test::scaled(1000);
+    long fired = corio::run(
+        [](long n) -> task<long> {
+          std::atomic<long> fired{0};
+          std::vector<corio::join_handle<void>> hs;
+          auto deadline = 20ms;
+          for (long i = 0; i < n; ++i) {
+            hs.push_back(
+                corio::spawn([](std::atomic<long>& fired, std::chrono::milliseconds d) -> task<> {
+                  try {
+                    co_await corio::timeout(d, corio::detail::ring_timeout(hour_ns));
+                  } catch (const corio::timed_out&) {
+                    ++fired;
+                  }
+                }(fired, deadline)));
+          }
+          for (auto& h : hs) co_await h;
+          co_return fired.load();
+        }(n),
+        {.workers = 2});
+    CHECK(fired == n);
+  }
+}
