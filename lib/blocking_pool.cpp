@@ -3,6 +3,7 @@
 #include "context.hpp"
 
 #include <pthread.h>
+#include <signal.h>
 
 namespace corio::detail {
 
@@ -61,6 +62,10 @@ void blocking_pool::submit(blocking_job* job) {
 
 void blocking_pool::thread_main(std::list<std::thread>::iterator self) {
   thread_context ctx(&rt_, nullptr);  // spawn() works from blocking code
+  sigset_t no_sigpipe;  // as on the workers (runtime_core.cpp); a pending one dies with the thread
+  sigemptyset(&no_sigpipe);
+  sigaddset(&no_sigpipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &no_sigpipe, nullptr);
   pthread_setname_np(pthread_self(), "corio-blocking");
   std::unique_lock lock(mutex_);
   for (;;) {

@@ -17,6 +17,9 @@ void process_cancel(task_header* t, worker& w) noexcept;
 /// Shutdown: a message that will never be processed releases its reference.
 void drop_cancel_message(task_header* t) noexcept;
 
+/// The cancel action of every ring operation: IORING_OP_ASYNC_CANCEL on its own ring (ops.cpp).
+void cancel_io_op(wait_point* p, worker& w) noexcept;
+
 /// Timeout scopes (on the task's own thread, except cancel_scope_of: any thread).
 void enter_scope(task_header* t, cancel_scope* s) noexcept;
 void exit_scope(task_header* t, cancel_scope* s) noexcept;

@@ -2,6 +2,31 @@
 
 #include <fmt/format.h>
 
+namespace corio {
+
+namespace {
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "corio"; }
+  std::string message(int v) const override {
+    switch (static_cast<errc>(v)) {
+      case errc::unexpected_eof:
+        return "unexpected end of stream";
+      case errc::stream_closed:
+        return "the stream was closed while the operation was in flight";
+    }
+    return "unknown corio error";
+  }
+};
+}  // namespace
+
+const std::error_category& corio_category() noexcept {
+  static const category c;
+  return c;
+}
+
+}  // namespace corio
+
 namespace corio::detail {
 
 void throw_error(std::error_code error, const std::string& what) {

@@ -30,6 +30,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 
 #include <condition_variable>
 #include <stdexcept>
@@ -74,6 +75,36 @@ std::string describe(std::exception_ptr e) {
     return "an exception not derived from std::exception";
   }
 }
+
+// SIGPIPE is raised synchronously, on the thread whose write found no reader: a ring write to a
+// pipe (IORING_OP_WRITE has no MSG_NOSIGNAL) would kill a process that kept the default
+// disposition. Workers therefore run with SIGPIPE blocked; the write fails with EPIPE instead.
+// The process's disposition is left alone. A SIGPIPE left pending on the block_on thread is
+// consumed before its mask is restored, so it is not delivered later.
+class sigpipe_blocked {
+ public:
+  sigpipe_blocked() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~sigpipe_blocked() {
+    if (sigismember(&old_, SIGPIPE)) return;  // it was blocked before: leave it as it was
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    timespec zero{0, 0};
+    while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  sigpipe_blocked(const sigpipe_blocked&) = delete;
+  sigpipe_blocked& operator=(const sigpipe_blocked&) = delete;
+
+ private:
+  sigset_t old_;
+};
 
 void set_thread_name(unsigned index) {
   char name[16];
@@ -142,6 +173,7 @@ void runtime_core::run_main(task_header* main) {
     return startup_error == nullptr;
   };
   auto body = [&](worker& w) {
+    sigpipe_blocked no_sigpipe;
     bool opened = false;
     std::exception_ptr error;
     try {

@@ -116,6 +116,12 @@ task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame
 }
 
 void task_header::destroy() noexcept {
+  // A cancellation processor drops its CANCEL_MSG reference while it still holds the cancel lock
+  // (cancel.cpp step 3), so another thread may release the last reference in between: wait for
+  // it to unlock before the memory goes. Acquire pairs with its release; nobody locks afterwards.
+  while (cancel_lock.exchange(true, std::memory_order_acquire)) {
+    while (cancel_lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+  }
   if (!(state.load(std::memory_order_relaxed) & destroyed)) frame.destroy();
   this->~task_header();
   frame_free(this, sizeof(task_header));

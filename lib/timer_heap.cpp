@@ -31,8 +31,12 @@ timer_node* timer_heap::pop_expired(std::int64_t now_ns) noexcept {
 }
 
 void timer_heap::clear() noexcept {
-  for (timer_node* t : heap_) t->heap_index = timer_node::not_queued;
-  heap_.clear();
+  std::vector<timer_node*> dropped;
+  dropped.swap(heap_);
+  for (timer_node* t : dropped) t->heap_index = timer_node::not_queued;
+  for (timer_node* t : dropped) {
+    if (t->on_drop != nullptr) t->on_drop(t);
+  }
 }
 
 void timer_heap::sift_up(std::size_t i) noexcept {

@@ -77,23 +77,28 @@ void worker::open() {
 }
 
 void worker::close() noexcept {
-  if (!open_.load(std::memory_order_acquire)) return;
-  // Every worker has left run(): no thief, no producer touches these any more.
-  queue_.unsync_clear();
-  pinned_.clear();
-  deferred_yields_.clear();
-  deferred_.clear();
+  // Messages first, whether or not a session ran: every worker has left run(), so no thief and
+  // no producer of ready tasks is left; posted actions still get to release what they hold.
   task_header* cancels;
+  action_fifo remote;
   {
     std::lock_guard lock(inbox_mutex_);
     inbox_.clear();
     cancels = std::exchange(cancel_inbox_, nullptr);
+    remote.splice(remote_inbox_);
     inbox_flag_.store(false, std::memory_order_seq_cst);
   }
   while (task_header* t = cancels) {  // the tasks are gone; their messages only hold references
     cancels = t->cancel_next;
     drop_cancel_message(t);
   }
+  draining_ = true;  // posted actions see the session is over and must not submit
+  while (deferred_action* a = remote.pop()) a->run(a, *this);
+  if (!open_.load(std::memory_order_acquire)) return;
+  queue_.unsync_clear();
+  pinned_.clear();
+  deferred_yields_.clear();
+  deferred_.clear();
   timers_.clear();
   ring_fd_.store(-1, std::memory_order_release);
   ring_.reset();
@@ -233,6 +238,15 @@ void worker::cancel_op(io_op* op) noexcept {
   }
 }
 
+void worker::reserve_sqes(unsigned n) {
+  if (ring_->sq_entries() - ring_->sq_pending() >= n) return;
+  int rc = ring_->submit();
+  worker_counters::bump(counters_.enter_calls);
+  if (rc < 0 && rc != -EAGAIN && rc != -EBUSY) {
+    throw_ring_error(-rc, fmt::format("corio: worker {}: io_uring_enter failed", index_));
+  }
+}
+
 bool worker::disarm_timer(timer_node* t) noexcept {
   if (t->heap_index == timer_node::not_queued) return false;
   timers_.remove(t);
@@ -289,6 +303,7 @@ unsigned worker::reap() {
       case ud_msg_sent:
       case ud_cancel_all:
       case ud_cancel_one:
+      case ud_fire_and_forget:
         dec_in_flight();
         return;
       case ud_eventfd:
@@ -390,16 +405,34 @@ void worker::park_and_wait() {
 
 void worker::drain_inbox() {
   task_header* cancels;
+  action_fifo remote;
   {
     std::lock_guard lock(inbox_mutex_);
     pinned_.splice(inbox_);
     cancels = std::exchange(cancel_inbox_, nullptr);
+    remote.splice(remote_inbox_);
     inbox_flag_.store(false, std::memory_order_seq_cst);
   }
   while (task_header* t = cancels) {
     cancels = t->cancel_next;
     process_cancel(t, *this);
   }
+  while (deferred_action* a = remote.pop()) a->run(a, *this);
+}
+
+void worker::post(deferred_action* a) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    remote_inbox_.push(a);
+    inbox_flag_.store(true, std::memory_order_seq_cst);
+  }
+  rt_.notify_worker(*this, current_worker());
+}
+
+void worker::flush() noexcept {
+  if (ring_->sq_pending() == 0) return;
+  (void)ring_->submit();
+  worker_counters::bump(counters_.enter_calls);
 }
 
 void worker::push_inbox(sched_node* n) {

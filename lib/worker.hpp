@@ -25,11 +25,12 @@ class task_header;
 /// user_data values that are not io_op pointers (op pointers are at least 8-aligned and far
 /// above these).
 enum : std::uint64_t {
-  ud_wake = 1,        // a peer's IORING_OP_MSG_RING: wake up, nothing else
-  ud_msg_sent = 2,    // completion of a MSG_RING this worker sent
-  ud_eventfd = 3,     // the read on this worker's eventfd completed (a wake from a non-worker)
-  ud_cancel_all = 4,  // the shutdown IORING_ASYNC_CANCEL_ANY
-  ud_cancel_one = 5,  // an IORING_OP_ASYNC_CANCEL of one op (cancel.cpp)
+  ud_wake = 1,             // a peer's IORING_OP_MSG_RING: wake up, nothing else
+  ud_msg_sent = 2,         // completion of a MSG_RING this worker sent
+  ud_eventfd = 3,          // the read on this worker's eventfd completed (a wake from a non-worker)
+  ud_cancel_all = 4,       // the shutdown IORING_ASYNC_CANCEL_ANY
+  ud_cancel_one = 5,       // an IORING_OP_ASYNC_CANCEL of one op (cancel.cpp)
+  ud_fire_and_forget = 6,  // an internal SQE whose result nobody needs (fd_owner.cpp)
 };
 
 /// Counters written only by their worker (relaxed loads and stores, no locked instructions) and
@@ -83,6 +84,14 @@ class worker {
   io_uring_sqe* get_sqe();
   /// Records an SQE carrying `op`: one more op until its final CQE.
   void op_submitted(io_op* op) noexcept;
+  /// Records an internal SQE (a tag as user_data) that will produce one CQE.
+  void note_internal_sqe() noexcept {
+    inc_in_flight();
+    worker_counters::bump(counters_.sqes_submitted);
+  }
+  /// Makes sure the next `n` get_sqe calls find room without submitting in between (linked SQEs
+  /// must reach the kernel in one batch).
+  void reserve_sqes(unsigned n);
   /// Ops (and internal SQEs) that will still produce a final CQE.
   std::uint64_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
   /// Arms `t`: its owner becomes this worker, which fires it at or after its deadline.
@@ -98,6 +107,12 @@ class worker {
   void push_inbox(sched_node* n);
   /// Queues a cancellation message for task `t` (cancel.cpp); the caller wakes this worker.
   void push_cancel(task_header* t);
+  /// Runs `a` on this worker between two resumptions (from any thread; wakes the worker). If the
+  /// session ends first, `a` runs from close() with draining() true: it must then not submit.
+  void post(deferred_action* a);
+  /// Submits the SQEs prepared so far, now (an fd about to be closed must not stay referenced
+  /// by an unsubmitted SQE).
+  void flush() noexcept;
   bool has_inbox() const noexcept { return inbox_flag_.load(std::memory_order_seq_cst); }
   std::uint32_t queue_len() const noexcept { return queue_.approx_len(); }
   /// Sends this worker a wake-up: from `sender`'s ring with MSG_RING when the caller is a worker
@@ -170,6 +185,7 @@ class worker {
   mutable std::mutex inbox_mutex_;
   node_fifo inbox_;                      // guarded by inbox_mutex_
   task_header* cancel_inbox_ = nullptr;  // headers with a cancel message (LIFO); inbox_mutex_
+  action_fifo remote_inbox_;             // actions posted by other threads; inbox_mutex_
   std::atomic<bool> inbox_flag_{false};  // either inbox non-empty; written under inbox_mutex_
   std::atomic<int> ring_fd_{-1};         // target of peers' MSG_RING; -1 while closed
   int eventfd_ = -1;

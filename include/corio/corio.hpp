@@ -2,8 +2,12 @@
 #pragma once
 
 #include <corio/blocking.hpp>
+#include <corio/buffer.hpp>
 #include <corio/error.hpp>
+#include <corio/fd_stream.hpp>
+#include <corio/file.hpp>
 #include <corio/join_handle.hpp>
+#include <corio/net.hpp>
 #include <corio/runtime.hpp>
 #include <corio/spawn.hpp>
 #include <corio/stats.hpp>

@@ -10,6 +10,24 @@
 
 namespace corio {
 
+/// Error conditions of corio's own, in the "corio" error category (errno conditions use the
+/// generic category).
+enum class errc {
+  unexpected_eof = 1,  // read_exact: the stream ended before the buffer was full
+  stream_closed = 2,   // the stream was closed by another task while this operation was in flight
+};
+const std::error_category& corio_category() noexcept;
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), corio_category()};
+}
+
+}  // namespace corio
+
+template <>
+struct std::is_error_code_enum<corio::errc> : std::true_type {};
+
+namespace corio {
+
 /// Thrown at a co_await of a task that was cancelled (join_handle::cancel, or a scope that
 /// cancels its children), and at every later co_await of that task that would suspend. A
 /// std::system_error with ECANCELED.

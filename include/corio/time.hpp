@@ -25,7 +25,9 @@ struct timer_node : wait_point {
   worker* owner = nullptr;
   /// Called on `owner` when the deadline passes, instead of scheduling `node` (timeouts).
   void (*on_fire)(timer_node* self, worker& owner) noexcept = nullptr;
-  void* context = nullptr;  // for on_fire
+  /// Called instead when the heap is cleared at shutdown with the timer still armed.
+  void (*on_drop)(timer_node* self) noexcept = nullptr;
+  void* context = nullptr;  // for on_fire / on_drop
 };
 
 /// Puts `t` into the current worker's timer heap; `h` is resumed on that worker at or after the

@@ -1,0 +1,155 @@
+// The operations every byte stream has (tcp_stream, unix_stream, fd_stream).
+#pragma once
+
+#include <corio/buffer.hpp>
+#include <corio/detail/fd_owner.hpp>
+#include <corio/detail/io_awaiter.hpp>
+#include <corio/time.hpp>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace corio::detail {
+
+/// One buffer in or out: read, read_exact, write, write_all (and file reads and writes).
+class transfer_op : public io_awaiter<transfer_op, std::size_t> {
+ public:
+  transfer_op(fd_owner& owner, io_kind kind, void* buf, std::size_t len, bool exact,
+              std::uint64_t offset, std::int64_t timeout_ns, const char* what) noexcept {
+    io_args& a = s_.args;
+    a.kind = kind;
+    a.owner = &owner;
+    a.buf = buf;
+    a.len = len;
+    a.exact = exact;
+    a.eof_is_error = exact && (kind == io_kind::read || kind == io_kind::recv);
+    a.offset = offset;
+    a.timeout_ns = timeout_ns;
+    a.what = what;
+  }
+  std::size_t finish(io_state&, std::size_t n) const noexcept { return n; }
+};
+
+/// Several buffers out, completely and in order (a gather write_all): sendmsg on sockets,
+/// writev on other fds. The iovec array lives in the awaiter.
+class gather_write_op : public io_awaiter<gather_write_op, std::size_t> {
+ public:
+  gather_write_op(fd_owner& owner, io_kind kind, std::span<const std::span<const std::byte>> bufs,
+                  std::int64_t timeout_ns)
+      : iov_(bufs.size()) {
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < bufs.size(); ++i) {
+      iov_[i].iov_base = const_cast<std::byte*>(bufs[i].data());
+      iov_[i].iov_len = bufs[i].size();
+      total += bufs[i].size();
+    }
+    io_args& a = s_.args;
+    a.kind = kind;
+    a.owner = &owner;
+    a.exact = true;
+    a.len = total;
+    a.timeout_ns = timeout_ns;
+    a.what = "writev";
+    point_at_own_iovecs();
+  }
+  gather_write_op(gather_write_op&& o) noexcept
+      : io_awaiter(std::move(o)), iov_(std::move(o.iov_)), msg_() {
+    point_at_own_iovecs();
+  }
+  std::size_t finish(io_state&, std::size_t n) const noexcept { return n; }
+
+ private:
+  void point_at_own_iovecs() noexcept {
+    msg_.msg_iov = iov_.data();
+    msg_.msg_iovlen = iov_.size();
+    s_.args.msg = &msg_;
+  }
+  std::vector<iovec> iov_;
+  msghdr msg_{};
+};
+
+/// The read and write side shared by sockets and other fds: one owned fd, default timeouts.
+class stream_base {
+ public:
+  /// Reads what is available, up to `buf.size()` bytes; 0 means an orderly end of stream (or an
+  /// empty buffer). Throws std::system_error on failure, corio::timed_out after the read timeout.
+  [[nodiscard]] transfer_op read(std::span<std::byte> buf) {
+    return transfer_op(fd_, read_kind_, buf.data(), buf.size(), false, npos, read_timeout_ns_,
+                       "read");
+  }
+  /// Reads exactly `buf.size()` bytes; an end of stream before that throws
+  /// std::system_error(corio::errc::unexpected_eof).
+  [[nodiscard]] transfer_op read_exact(std::span<std::byte> buf) {
+    return transfer_op(fd_, read_kind_, buf.data(), buf.size(), true, npos, read_timeout_ns_,
+                       "read_exact");
+  }
+  /// Writes what the kernel takes now, at least one byte unless `buf` is empty; returns the count.
+  [[nodiscard]] transfer_op write(std::span<const std::byte> buf) {
+    return transfer_op(fd_, write_kind_, const_cast<std::byte*>(buf.data()), buf.size(), false,
+                       npos, write_timeout_ns_, "write");
+  }
+  /// Writes all of `buf`, resubmitting after partial writes. Never raises SIGPIPE: a closed peer
+  /// is an EPIPE error.
+  [[nodiscard]] transfer_op write_all(std::span<const std::byte> buf) {
+    return transfer_op(fd_, write_kind_, const_cast<std::byte*>(buf.data()), buf.size(), true, npos,
+                       write_timeout_ns_, "write_all");
+  }
+  [[nodiscard]] transfer_op write_all(std::string_view text) { return write_all(as_bytes(text)); }
+  /// Writes every buffer completely, in order, in as few system operations as the kernel allows
+  /// (sendmsg / writev): a gather write_all.
+  [[nodiscard]] gather_write_op writev(std::span<const std::span<const std::byte>> bufs) {
+    return gather_write_op(fd_, gather_kind(), bufs, write_timeout_ns_);
+  }
+  [[nodiscard]] gather_write_op writev(std::initializer_list<std::span<const std::byte>> bufs) {
+    return writev(std::span<const std::span<const std::byte>>(bufs.begin(), bufs.size()));
+  }
+
+  /// A timeout applied to every later read (0: none).
+  template <class Rep, class Period>
+  void set_read_timeout(std::chrono::duration<Rep, Period> d) noexcept {
+    read_timeout_ns_ = duration_to_ns(d);
+  }
+  /// A timeout applied to every later write (0: none).
+  template <class Rep, class Period>
+  void set_write_timeout(std::chrono::duration<Rep, Period> d) noexcept {
+    write_timeout_ns_ = duration_to_ns(d);
+  }
+
+  /// Closes the fd: operations of other tasks still in flight on it fail with
+  /// corio::errc::stream_closed; the descriptor number is released only when no ring can act on it
+  /// any more. Destroying the stream closes it the same way without waiting.
+  [[nodiscard]] close_op close() { return close_op(fd_); }
+  bool is_open() const noexcept { return fd_.get() >= 0; }
+  int native_handle() const noexcept { return fd_.get(); }
+  /// Gives up the fd without closing it.
+  int release() noexcept { return fd_.release(); }
+
+ protected:
+  static constexpr std::uint64_t npos = static_cast<std::uint64_t>(-1);
+  stream_base() noexcept = default;
+  stream_base(int fd, fd_owner::kind k, io_kind read_kind, io_kind write_kind) noexcept
+      : fd_(fd, k), read_kind_(read_kind), write_kind_(write_kind) {}
+  stream_base(stream_base&&) noexcept = default;
+  stream_base& operator=(stream_base&&) noexcept = default;
+  ~stream_base() = default;
+
+  io_kind gather_kind() const noexcept {
+    return write_kind_ == io_kind::send ? io_kind::sendmsg : io_kind::writev;
+  }
+
+  fd_owner fd_;
+  io_kind read_kind_ = io_kind::recv;
+  io_kind write_kind_ = io_kind::send;
+  std::int64_t read_timeout_ns_ = 0;
+  std::int64_t write_timeout_ns_ = 0;
+};
+
+}  // namespace corio::detail

@@ -1,0 +1,244 @@
+// submit_io: one path from every socket, stream and file awaiter to the ring.
+//
+// For an operation on worker W:
+//  1. the fd is read through its owner, which records W as a ring that carries operations on it
+//     (fd_owner.cpp uses that to cancel them before the fd is closed);
+//  2. the task's wait point is registered (cancel.cpp); a cancelled task does not suspend;
+//  3. a deadline (corio::timeout, or the stream's default timeout) arms a timer on W whose expiry
+//     cancels the op on W -- the op, its timer and the cancellation all live on one worker;
+//  4. the SQE is prepared; its CQE comes back to W, which disarms the timer, resubmits the rest of
+//     an exact transfer (read_exact, write_all) or completes the op.
+#include "cancel.hpp"
+#include "context.hpp"
+#include "worker.hpp"
+
+#include <corio/detail/fd_owner.hpp>
+#include <corio/detail/io_awaiter.hpp>
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <linux/stat.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <stdexcept>
+
+namespace corio::detail {
+
+namespace {
+
+// One operation moves at most 1 GiB: the kernel reports results as int (tokio#7567). Exact
+// transfers continue with the rest.
+constexpr std::size_t max_chunk = std::size_t{1} << 30;
+
+std::size_t remaining(const io_args& a) noexcept {
+  return std::min(a.len - a.done, max_chunk);
+}
+
+void prep(io_uring_sqe* sqe, io_state& s) {
+  io_args& a = s.args;
+  auto* base = static_cast<char*>(a.buf) + a.done;
+  std::uint64_t off = a.offset == static_cast<std::uint64_t>(-1) ? a.offset : a.offset + a.done;
+  auto len = static_cast<unsigned>(remaining(a));
+  switch (a.kind) {
+    case io_kind::read:
+      io_uring_prep_read(sqe, a.fd, base, len, off);
+      break;
+    case io_kind::write:
+      io_uring_prep_write(sqe, a.fd, base, len, off);
+      break;
+    case io_kind::writev:
+      io_uring_prep_writev(sqe, a.fd, a.msg->msg_iov, static_cast<unsigned>(a.msg->msg_iovlen),
+                           a.offset);
+      break;
+    case io_kind::recv:
+      io_uring_prep_recv(sqe, a.fd, base, len, a.flags);
+      break;
+    case io_kind::send:
+      io_uring_prep_send(sqe, a.fd, base, len, a.flags | MSG_NOSIGNAL);
+      break;
+    case io_kind::recvmsg:
+      io_uring_prep_recvmsg(sqe, a.fd, a.msg, static_cast<unsigned>(a.flags));
+      break;
+    case io_kind::sendmsg:
+      io_uring_prep_sendmsg(sqe, a.fd, a.msg, static_cast<unsigned>(a.flags | MSG_NOSIGNAL));
+      break;
+    case io_kind::accept:
+      io_uring_prep_accept(sqe, a.fd, a.addr, reinterpret_cast<socklen_t*>(&a.addrlen),
+                           SOCK_CLOEXEC);
+      break;
+    case io_kind::connect:
+      io_uring_prep_connect(sqe, a.fd, a.addr, a.addrlen);
+      break;
+    case io_kind::openat:
+      io_uring_prep_openat(sqe, AT_FDCWD, static_cast<const char*>(a.buf), a.flags | O_CLOEXEC,
+                           static_cast<mode_t>(a.offset));
+      break;
+    case io_kind::fsync:
+      io_uring_prep_fsync(sqe, a.fd, static_cast<unsigned>(a.flags));
+      break;
+    case io_kind::statx:
+      io_uring_prep_statx(sqe, a.fd, "", AT_EMPTY_PATH, STATX_SIZE,
+                          static_cast<struct statx*>(a.buf));
+      break;
+  }
+  io_uring_sqe_set_data(sqe, static_cast<io_op*>(&s));
+}
+
+// Advances an exact sendmsg past `n` bytes: drops the iovecs fully sent, trims the partial one.
+void advance_iovecs(msghdr* msg, std::size_t n) noexcept {
+  while (n > 0 && msg->msg_iovlen > 0) {
+    iovec& v = msg->msg_iov[0];
+    if (n >= v.iov_len) {
+      n -= v.iov_len;
+      ++msg->msg_iov;
+      --msg->msg_iovlen;
+    } else {
+      v.iov_base = static_cast<char*>(v.iov_base) + n;
+      v.iov_len -= n;
+      n = 0;
+    }
+  }
+}
+
+bool exact_done(const io_args& a) noexcept {
+  if (a.msg != nullptr) return a.msg->msg_iovlen == 0;
+  return a.done >= a.len;
+}
+
+void deadline_fired(timer_node* t, worker& w) noexcept {
+  auto* s = static_cast<io_state*>(t->context);
+  s->timed_out = true;
+  w.cancel_op(s);  // the op is in flight on this worker: its timer was armed here
+}
+
+void io_complete(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
+  auto* s = static_cast<io_state*>(op);
+  worker& w = *current_worker();
+  io_args& a = s->args;
+  if (a.exact && res > 0) {
+    a.done += static_cast<std::size_t>(res);
+    if (a.msg != nullptr) advance_iovecs(a.msg, static_cast<std::size_t>(res));
+    if (!exact_done(a) && !s->cancelled && !s->timed_out && !w.draining()) {
+      try {
+        prep(w.get_sqe(), *s);  // the rest, from the completion path (T11: flushed by the loop)
+        w.op_submitted(s);
+        return;
+      } catch (...) {
+        res = -EIO;  // the ring cannot submit: report it on this op
+      }
+    }
+  }
+  if (s->deadline.heap_index != timer_node::not_queued) w.disarm_timer(&s->deadline);
+  if (w.draining() && res >= 0 && (a.kind == io_kind::accept || a.kind == io_kind::openat)) {
+    ::close(res);  // shutdown: nobody will take this fd
+    return;
+  }
+  s->res = res;
+  s->cqe_flags = flags;
+  w.complete_op(s);
+}
+
+worker& require_worker_for(const char* what) {
+  worker* w = current_worker();
+  if (w == nullptr) {
+    throw std::logic_error(fmt::format(
+        "corio: {} can only be awaited by a task running on a corio runtime worker", what));
+  }
+  return *w;
+}
+
+}  // namespace
+
+bool submit_io(io_state& s, std::coroutine_handle<> h) {
+  worker& w = require_worker_for(s.args.what);
+  io_args& a = s.args;
+  s.node.handle = h;
+  s.node.task = w.current_task();
+  s.on_cqe = &io_complete;
+  s.cancel = &cancel_io_op;
+  s.res = 0;
+  s.timed_out = false;
+  s.cancelled = false;
+  if (a.setup_error != 0) {
+    s.res = -a.setup_error;
+    return false;
+  }
+  if (a.owner != nullptr) {
+    a.fd = a.owner->note_worker(w.index());
+    if (a.fd < 0) {
+      s.cancelled = false;
+      s.res = -EBADF;  // closed before this operation started
+      return false;
+    }
+  }
+  if (!begin_wait(w, s.node.task, &s)) {
+    s.cancelled = true;
+    s.res = -ECANCELED;
+    return false;
+  }
+  std::int64_t deadline = s.deadline_ns;
+  if (a.timeout_ns > 0) {
+    std::int64_t d = steady_now_ns() + a.timeout_ns;
+    deadline = deadline == 0 ? d : std::min(deadline, d);
+  }
+  if (deadline != 0) {
+    if (deadline <= steady_now_ns()) {
+      end_wait_owner(s.node.task);
+      s.timed_out = true;
+      s.res = -ECANCELED;
+      return false;
+    }
+    s.deadline.deadline_ns = deadline;
+    s.deadline.on_fire = &deadline_fired;
+    s.deadline.context = &s;
+    w.arm_timer(&s.deadline);
+  }
+  io_uring_sqe* sqe;
+  try {
+    sqe = w.get_sqe();
+  } catch (...) {
+    if (deadline != 0) w.disarm_timer(&s.deadline);
+    end_wait_owner(s.node.task);
+    throw;
+  }
+  prep(sqe, s);
+  w.op_submitted(&s);
+  return true;
+}
+
+result<std::size_t> io_result(const io_state& s) noexcept {
+  const io_args& a = s.args;
+  if (s.res >= 0) {
+    if (!a.exact) return static_cast<std::size_t>(s.res);
+    if (exact_done(a)) return a.done;
+    // An exact transfer stopped short without an error of its own: say why (the byte count goes
+    // into the exception's message).
+    if (s.timed_out) return std::make_error_code(std::errc::timed_out);
+    if (s.cancelled) return std::make_error_code(std::errc::operation_canceled);
+    return make_error_code(errc::unexpected_eof);
+  }
+  if (s.res == -ECANCELED) {
+    if (s.timed_out) return std::make_error_code(std::errc::timed_out);
+    if (s.cancelled) return std::make_error_code(std::errc::operation_canceled);
+    return make_error_code(errc::stream_closed);  // cancelled by a close, not by this task
+  }
+  return errno_code(-s.res);
+}
+
+void throw_io_error(const io_state& s, std::error_code e) {
+  const io_args& a = s.args;
+  std::string what = a.kind == io_kind::openat
+                         ? fmt::format("corio: {} {}", a.what, static_cast<const char*>(a.buf))
+                         : fmt::format("corio: {} on fd {}", a.what, a.fd);
+  if (a.describe != nullptr) a.describe(a.describe_ctx, what);
+  if (a.exact && a.done > 0) what += fmt::format(" after {} of {} bytes", a.done, a.len);
+  throw_error(e, what);
+}
+
+}  // namespace corio::detail
