@@ -1,8 +1,9 @@
-// The demo: spawns many tasks across the workers -- a fork-join tree, a crowd of sleepers and a
-// ring round trip per task -- and prints the runtime's counters after each round.
+// A runtime demo: spawns many tasks across the workers -- a fork-join tree, a crowd of sleepers and
+// a ring round trip per task -- and prints the runtime's counters after each round.
 //
 //   spawn_demo [--workers N] [--tasks N] [--rounds N]     (Ctrl-C stops it cleanly)
 #include "common/cli.hpp"
+#include "common/signals.hpp"
 
 #include <corio/corio.hpp>
 #include <corio/detail/diagnostics.hpp>
@@ -36,8 +37,8 @@ corio::task<int> sleeper(int i) {
   co_return trip.reap_worker;
 }
 
-corio::task<int> demo(long tasks, long rounds) {
-  for (long r = 1; r <= rounds && !samples::stop_requested.load(); ++r) {
+corio::task<> demo(long tasks, long rounds) {
+  for (long r = 1; r <= rounds; ++r) {
     auto t0 = std::chrono::steady_clock::now();
     long sum = co_await tree_sum(0, tasks * 64);
     std::vector<corio::join_handle<int>> sleepers;
@@ -50,7 +51,6 @@ corio::task<int> demo(long tasks, long rounds) {
         "round {}: fork-join tree over {} leaves summed to {}, 1000 sleepers woke; {:.1f} ms\n", r,
         tasks, sum, ms);
   }
-  co_return 0;
 }
 
 }  // namespace
@@ -67,11 +67,11 @@ int main(int argc, char** argv) {
        {"rounds", "rounds to run", [&](std::string_view v) {
           rounds = static_cast<long>(samples::number("rounds", v, 1'000'000));
         }}});
-  samples::install_stop_signals();
   try {
+    samples::stop_signals signals;  // Ctrl-C cancels the rounds; the stats are still printed
     corio::runtime rt{corio::runtime_options{.workers = cli.workers}};
     fmt::print("corio demo: {} workers\n", rt.worker_count());
-    int rc = rt.block_on(demo(tasks, rounds));
+    rt.block_on(samples::run_until_signal(signals, demo(tasks, rounds)));
     corio::runtime_stats s = rt.stats();
     fmt::print("stats: {}\n", s);
     for (std::size_t i = 0; i < s.workers.size(); ++i) {
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
                  i, w.tasks_polled, w.steals, w.tasks_stolen, w.global_pops, w.parks,
                  w.sqes_submitted, w.cqes_reaped);
     }
-    return rc;
+    return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "spawn_demo: {}\n", e.what());
     return 1;

@@ -3,7 +3,7 @@
 #   tools/deps.sh build      compilers, meson, liburing, fmt, doctest
 #   tools/deps.sh ci         + clang-14 and its sanitizer runtimes, clang-format
 set -euo pipefail
-want=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev doctest-dev)
+want=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev doctest-dev socat)
 case "${1:-build}" in
   build) ;;
   ci) want+=(clang-14 libclang-rt-14-dev clang-format) ;;

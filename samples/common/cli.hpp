@@ -2,8 +2,6 @@
 // options; and a clean exit on SIGINT/SIGTERM.
 #pragma once
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -17,6 +15,7 @@ struct option {
   std::string name;  // without the leading "--"
   std::string help;
   std::function<void(std::string_view)> set;  // called with the option's value
+  char short_name = 0;                        // "-x" as well, when set
 };
 
 struct cli {
@@ -48,8 +47,12 @@ inline cli parse(int argc, char** argv, std::string_view what, std::vector<optio
         [&](std::string_view v) { c.workers = number("workers", v, 4096); }}});
   auto usage = [&](FILE* f) {
     std::fprintf(f, "%.*s\n\noptions:\n", static_cast<int>(what.size()), what.data());
-    for (auto& o : extra) std::fprintf(f, "  --%-12s N  %s\n", o.name.c_str(), o.help.c_str());
-    std::fprintf(f, "  --%-12s    %s\n", "help", "show this help");
+    for (auto& o : extra) {
+      char shorter[8] = "    ";
+      if (o.short_name) std::snprintf(shorter, sizeof shorter, "-%c, ", o.short_name);
+      std::fprintf(f, "  %s--%-12s V  %s\n", shorter, o.name.c_str(), o.help.c_str());
+    }
+    std::fprintf(f, "      --%-12s    %s\n", "help", "show this help");
   };
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -60,7 +63,8 @@ inline cli parse(int argc, char** argv, std::string_view what, std::vector<optio
     bool known = false;
     for (auto& o : extra) {
       std::string flag = "--" + o.name;
-      if (a == flag && i + 1 < argc) {
+      std::string short_flag = o.short_name ? std::string{'-', o.short_name} : std::string();
+      if ((a == flag || (!short_flag.empty() && a == short_flag)) && i + 1 < argc) {
         o.set(argv[++i]);
         known = true;
       } else if (a.size() > flag.size() && a.substr(0, flag.size() + 1) == flag + "=") {
@@ -76,18 +80,6 @@ inline cli parse(int argc, char** argv, std::string_view what, std::vector<optio
     }
   }
   return c;
-}
-
-/// Set by SIGINT/SIGTERM once install_stop_signals() ran; samples poll it and return from their
-/// main task, which makes block_on destroy every pending task and return.
-inline std::atomic<bool> stop_requested{false};
-
-inline void install_stop_signals() {
-  struct sigaction sa {};
-  sa.sa_handler = [](int) { stop_requested.store(true); };
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
 }
 
 }  // namespace samples

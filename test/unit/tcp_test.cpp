@@ -110,9 +110,9 @@ TEST_SUITE("tcp") {
           }(l));
           auto c = co_await tcp_stream::connect(l.local_address());
           auto srv = co_await accept;
-          corio::test::set_buffers(c.native_handle(), 4096);
-          corio::test::set_buffers(srv.native_handle(), 4096);
-          auto out = pattern(3 << 20, 9);
+          corio::test::set_buffers(c.native_handle(), 16384);
+          corio::test::set_buffers(srv.native_handle(), 16384);
+          auto out = pattern(1 << 20, 9);
           auto writer = corio::spawn([](tcp_stream& s, std::vector<std::byte>& b) -> task<> {
             co_await s.write_all(b);
             s.shutdown(shutdown_how::write);

@@ -1,0 +1,224 @@
+// An echo load client (May's echo_client): many connections send messages and verify that every
+// byte comes back, then it prints messages per second, MiB/s and round-trip latencies.
+//
+//   echo_client -a ADDR -c CONNECTIONS -l LENGTH -d SECONDS -t WORKERS [-p DEPTH]
+//               (or --port N for 127.0.0.1:N)
+//
+// Each connection writes DEPTH messages back to back, reads the DEPTH echoes, checks them byte for
+// byte, and repeats until the time is up. The exit status is non-zero on any error, wrong byte or
+// missing echo. On a terminal it shows progress once a second.
+#include "common/cli.hpp"
+
+#include <corio/corio.hpp>
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace corio::net;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+// A log-linear latency histogram: 32 sub-buckets per power of two (under 3% error).
+class histogram {
+ public:
+  void add(std::uint64_t ns) noexcept {
+    ++counts_[index(ns)];
+    max_ = std::max(max_, ns);
+    ++n_;
+  }
+  void merge(const histogram& o) noexcept {
+    for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += o.counts_[i];
+    max_ = std::max(max_, o.max_);
+    n_ += o.n_;
+  }
+  double percentile_us(double p) const noexcept {
+    if (n_ == 0) return 0;
+    auto target = static_cast<std::uint64_t>(std::ceil(p * static_cast<double>(n_)));
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < counts_.size(); ++i) {
+      seen += counts_[i];
+      if (seen >= target) return static_cast<double>(upper(i)) / 1000.0;
+    }
+    return static_cast<double>(max_) / 1000.0;
+  }
+  double max_us() const noexcept { return static_cast<double>(max_) / 1000.0; }
+
+ private:
+  static constexpr int sub_bits = 5;
+  static std::size_t index(std::uint64_t v) noexcept {
+    if (v < (1u << sub_bits)) return static_cast<std::size_t>(v);
+    int msb = 63 - __builtin_clzll(v);
+    std::uint64_t sub = (v >> (msb - sub_bits)) & ((1u << sub_bits) - 1);
+    return static_cast<std::size_t>((msb - sub_bits + 1) << sub_bits) + sub;
+  }
+  static std::uint64_t upper(std::size_t i) noexcept {
+    if (i < (1u << sub_bits)) return i;
+    std::size_t shift = (i >> sub_bits) - 1;
+    return ((std::uint64_t{1} << sub_bits) + (i & ((1u << sub_bits) - 1)) + 1) << shift;
+  }
+  std::vector<std::uint64_t> counts_ = std::vector<std::uint64_t>(64 << sub_bits);
+  std::uint64_t max_ = 0;
+  std::uint64_t n_ = 0;
+};
+
+struct settings {
+  socket_address addr;
+  std::size_t connections = 50;
+  std::size_t length = 64;
+  double seconds = 5;
+  std::size_t depth = 1;
+};
+
+struct totals {
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> errors{0};
+  std::mutex m;
+  histogram latency;
+  std::string first_error;
+  void fail(const std::string& why) {
+    ++errors;
+    std::lock_guard lock(m);
+    if (first_error.empty()) first_error = why;
+  }
+};
+
+// Message k of connection c: bytes that depend on both, so a misplaced echo is caught.
+void fill(std::span<std::byte> out, std::uint64_t c, std::uint64_t k) {
+  std::uint64_t x = (c + 1) * 0x9E3779B97F4A7C15ull ^ (k + 1) * 0xC2B2AE3D27D4EB4Full;
+  for (auto& b : out) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    b = static_cast<std::byte>(x);
+  }
+}
+
+corio::task<> connection(const settings& s, std::size_t id, clk::time_point end, totals& t) {
+  histogram local;
+  try {
+    auto stream = co_await tcp_stream::connect(s.addr, 5s);
+    stream.set_nodelay(true);
+    stream.set_read_timeout(std::chrono::seconds(10));  // a silent server is an error, not a hang
+    std::size_t batch = s.length * s.depth;
+    std::vector<std::byte> out(batch), in(batch);
+    for (std::uint64_t k = 0; clk::now() < end; k += s.depth) {
+      for (std::size_t i = 0; i < s.depth; ++i) {
+        fill(std::span(out).subspan(i * s.length, s.length), id, k + i);
+      }
+      auto t0 = clk::now();
+      co_await stream.write_all(out);
+      co_await stream.read_exact(in);
+      auto ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(clk::now() - t0).count());
+      if (in != out) throw std::runtime_error(fmt::format("connection {}: wrong bytes echoed", id));
+      for (std::size_t i = 0; i < s.depth; ++i) local.add(ns);
+      t.messages.fetch_add(s.depth, std::memory_order_relaxed);
+    }
+  } catch (const std::exception& e) {
+    t.fail(fmt::format("connection {}: {}", id, e.what()));
+  }
+  std::lock_guard lock(t.m);
+  t.latency.merge(local);
+}
+
+corio::task<> progress(totals& t, clk::time_point start, clk::time_point end) {
+  std::uint64_t last = 0;
+  while (clk::now() + 1s <= end) {
+    co_await corio::sleep_for(1s);
+    std::uint64_t now = t.messages.load(std::memory_order_relaxed);
+    fmt::print("  {:5.1f} s  {:>10} msgs/s\n",
+               std::chrono::duration<double>(clk::now() - start).count(), now - last);
+    std::fflush(stdout);
+    last = now;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  std::string addr;
+  auto cli = samples::parse(
+      argc, argv, "echo_client: load an echo server and verify every echoed byte",
+      {{"addr", "server address (a.b.c.d:port or [v6]:port)", [&](std::string_view v) { addr = v; },
+        'a'},
+       {"connections", "concurrent connections (default 50)",
+        [&](std::string_view v) { s.connections = samples::number("connections", v, 100000); },
+        'c'},
+       {"length", "message length in bytes (default 64)",
+        [&](std::string_view v) { s.length = samples::number("length", v, 64u << 20); }, 'l'},
+       {"duration", "seconds to run (default 5)",
+        [&](std::string_view v) {
+          s.seconds = static_cast<double>(samples::number("duration", v, 86400));
+        },
+        'd'},
+       {"threads", "worker threads, like --workers (default: one per CPU)",
+        [&](std::string_view v) {
+          std::string w(v);
+          setenv("CORIO_ECHO_CLIENT_WORKERS", w.c_str(), 1);
+        },
+        't'},
+       {"pipeline", "messages in flight per connection (default 1)",
+        [&](std::string_view v) { s.depth = samples::number("pipeline", v, 1024); }, 'p'}});
+  std::size_t workers = cli.workers;
+  if (const char* w = std::getenv("CORIO_ECHO_CLIENT_WORKERS"))
+    workers = std::strtoul(w, nullptr, 10);
+  try {
+    if (addr.empty() && cli.port == 0) throw std::invalid_argument("give --addr (-a) or --port");
+    s.addr = addr.empty()
+                 ? socket_address::from_ip("127.0.0.1", static_cast<std::uint16_t>(cli.port))
+                 : socket_address::parse(addr);
+    if (s.length == 0 || s.depth == 0 || s.connections == 0) {
+      throw std::invalid_argument("connections, length and pipeline must be at least 1");
+    }
+    corio::runtime rt{corio::runtime_options{.workers = workers}};
+    totals t;
+    auto start = clk::now();
+    auto end =
+        start + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(s.seconds));
+    bool tty = ::isatty(1);
+    fmt::print(
+        "echo_client: {} connections x {} bytes (pipeline {}) to {} for {} s on {} workers\n",
+        s.connections, s.length, s.depth, s.addr, s.seconds, rt.worker_count());
+    std::fflush(stdout);
+    rt.block_on([](const settings& s, totals& t, clk::time_point start, clk::time_point end,
+                   bool tty) -> corio::task<> {
+      std::vector<corio::join_handle<void>> conns;
+      for (std::size_t i = 0; i < s.connections; ++i)
+        conns.push_back(corio::spawn(connection(s, i, end, t)));
+      if (tty) corio::spawn(progress(t, start, end)).detach();
+      for (auto& c : conns) co_await c;
+    }(s, t, start, end, tty));
+    double secs = std::chrono::duration<double>(clk::now() - start).count();
+    double mps = static_cast<double>(t.messages.load()) / secs;
+    fmt::print("messages: {}  errors: {}\n", t.messages.load(), t.errors.load());
+    fmt::print(
+        "{:.0f} msgs/s  {:.2f} MiB/s  round trip p50 {:.1f} us  p99 {:.1f} us  max {:.1f} us\n",
+        mps, mps * static_cast<double>(s.length) / (1 << 20), t.latency.percentile_us(0.5),
+        t.latency.percentile_us(0.99), t.latency.max_us());
+    if (t.errors.load() != 0) {
+      fmt::print(stderr, "echo_client: {} connection(s) failed; first: {}\n", t.errors.load(),
+                 t.first_error);
+      return 1;
+    }
+    if (t.messages.load() == 0) {
+      fmt::print(stderr, "echo_client: no message was echoed\n");
+      return 1;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "echo_client: {}\n", e.what());
+    return 2;
+  }
+}

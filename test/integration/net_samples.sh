@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Integration: the networking samples with real clients (socat), and the load client.
+#   echo_tcp: socat round trips (a line, 1 MiB), echo_client verifies 2 s of load, SIGTERM exits 0.
+#   echo_udp: socat datagrams.  general_io: files and pipes through stdin/stdout, SIGINT on a pipe.
+set -euo pipefail
+dir=$1
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts a sample in the background; waits for its "listening on ADDR:PORT" line; sets $port.
+start() {
+  local log=$work/$1.log
+  "$dir/$@" >"$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+    [[ -n $port ]] && return 0
+    sleep 0.05
+  done
+  echo "$1 did not start:"; cat "$log"; exit 1
+}
+
+# Sends a signal to the last started sample and expects exit status 0 within 5 s.
+stop() {
+  local pid=${pids[-1]}
+  kill -s "$1" "$pid"
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then echo "no exit within 5 s after SIG$1"; exit 1; fi
+  local rc=0
+  wait "$pid" || rc=$?
+  [[ $rc == 0 ]] || { echo "exit status $rc after SIG$1"; exit 1; }
+}
+
+head -c $((1 << 20)) /dev/urandom >"$work/blob"
+
+start echo_tcp --port 0 --workers 2
+got=$(printf 'hello corio\n' | socat -t 2 - "TCP:127.0.0.1:$port")
+[[ $got == "hello corio" ]] || { echo "echo_tcp answered '$got'"; exit 1; }
+socat -t 3 - "TCP:127.0.0.1:$port" <"$work/blob" >"$work/blob.echo"
+cmp "$work/blob" "$work/blob.echo" || { echo "echo_tcp mangled 1 MiB"; exit 1; }
+"$dir/echo_client" --port "$port" -c 20 -l 100 -d 2 -t 1 >"$work/client.log"
+grep -q "errors: 0" "$work/client.log" || { cat "$work/client.log"; exit 1; }
+grep -o '[0-9]* msgs/s' "$work/client.log"
+stop TERM
+echo "echo_tcp: ok"
+
+start echo_udp --port 0 --tasks 3
+got=$(printf 'ping' | socat -t 1 - "UDP:127.0.0.1:$port")
+[[ $got == "ping" ]] || { echo "echo_udp answered '$got'"; exit 1; }
+stop INT
+echo "echo_udp: ok"
+
+"$dir/general_io" <"$work/blob" >"$work/out" 2>/dev/null
+cmp "$work/blob" "$work/out" || { echo "general_io changed a file"; exit 1; }
+cat "$work/blob" | "$dir/general_io" 2>/dev/null | cat >"$work/out2"
+cmp "$work/blob" "$work/out2" || { echo "general_io changed a pipe"; exit 1; }
+# A pipe that stays open (this script holds the writing end of a fifo): SIGINT must stop the
+# pending read.
+mkfifo "$work/fifo"
+"$dir/general_io" <"$work/fifo" >/dev/null 2>&1 &
+pids+=($!)
+exec 3>"$work/fifo"
+sleep 0.3
+stop INT
+exec 3>&-
+echo "general_io: ok"
