@@ -18,6 +18,7 @@ worker_stats& worker_stats::operator+=(const worker_stats& o) noexcept {
   parks += o.parks;
   wakeups_sent += o.wakeups_sent;
   timers_fired += o.timers_fired;
+  accept_pauses += o.accept_pauses;
   queue_depth += o.queue_depth;
   ops_in_flight += o.ops_in_flight;
   return *this;
@@ -33,12 +34,13 @@ std::string to_string(const runtime_stats& s) {
   worker_stats t = s.total();
   std::string out = fmt::format(
       "workers={} spawned={} live={} polled={} steals={} stolen={} global_pops={} overflows={} "
-      "sqes={} cqes={} enters={} parks={} wakeups={} timers={} global_depth={} in_flight={} "
+      "sqes={} cqes={} enters={} parks={} wakeups={} timers={} accept_pauses={} global_depth={} "
+      "in_flight={} "
       "blocking_threads={} blocking_jobs={} depths=[",
       s.workers.size(), s.tasks_spawned, s.tasks_live, t.tasks_polled, t.steals, t.tasks_stolen,
       t.global_pops, t.overflows, t.sqes_submitted, t.cqes_reaped, t.enter_calls, t.parks,
-      t.wakeups_sent, t.timers_fired, s.global_queue_depth, t.ops_in_flight, s.blocking_threads,
-      s.blocking_jobs);
+      t.wakeups_sent, t.timers_fired, t.accept_pauses, s.global_queue_depth, t.ops_in_flight,
+      s.blocking_threads, s.blocking_jobs);
   for (std::size_t i = 0; i < s.workers.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "{}{}", i ? " " : "", s.workers[i].queue_depth);
   }

@@ -535,6 +535,7 @@ worker_stats worker::snapshot() const noexcept {
   s.parks = get(counters_.parks);
   s.wakeups_sent = get(counters_.wakeups_sent);
   s.timers_fired = get(counters_.timers_fired);
+  s.accept_pauses = get(counters_.accept_pauses);
   s.queue_depth = queue_.approx_len();
   s.ops_in_flight = in_flight();
   return s;

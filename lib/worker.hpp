@@ -38,7 +38,7 @@ enum : std::uint64_t {
 struct worker_counters {
   std::atomic<std::uint64_t> tasks_polled{0}, steals{0}, tasks_stolen{0}, global_pops{0},
       overflows{0}, sqes_submitted{0}, cqes_reaped{0}, enter_calls{0}, parks{0}, wakeups_sent{0},
-      timers_fired{0}, spawned{0};
+      timers_fired{0}, spawned{0}, accept_pauses{0};
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
@@ -123,6 +123,7 @@ class worker {
     return counters_.spawned.load(std::memory_order_relaxed);
   }
   void note_spawn() noexcept { worker_counters::bump(counters_.spawned); }
+  void note_accept_pause() noexcept { worker_counters::bump(counters_.accept_pauses); }
   /// owner-only: wake a parked peer after the current resumption (new work to share).
   void request_notify() noexcept { notify_pending_ = true; }
 

@@ -24,6 +24,7 @@ struct worker_stats {
   std::uint64_t parks = 0;           // times the worker went to sleep for lack of work
   std::uint64_t wakeups_sent = 0;    // wake-ups this worker sent to parked workers
   std::uint64_t timers_fired = 0;    // sleeps that expired on this worker
+  std::uint64_t accept_pauses = 0;   // accepting paused for lack of fds or memory (EMFILE...)
   std::uint64_t queue_depth = 0;     // run queue length when the snapshot was taken
   std::uint64_t ops_in_flight = 0;   // ring operations in flight when the snapshot was taken
 

@@ -233,6 +233,7 @@ void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
   {
     std::lock_guard lock(s->m);
     if (res >= 0) {
+      s->backoff_ms = 0;  // progress: a later exhaustion starts the back-off afresh
       if (s->dropping || w.draining()) {
         ::close(res);
       } else if ((handed = s->pop()) != nullptr) {
@@ -264,8 +265,6 @@ void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
       s->state = next == rearm   ? incoming_state::phase::accepting
                  : next == pause ? incoming_state::phase::backing_off
                                  : incoming_state::phase::idle;
-    } else if (res < 0) {
-      s->backoff_ms = 0;  // a per-connection failure; the multishot goes on
     }
   }
   if (handed) wake(handed);
@@ -277,6 +276,7 @@ void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
       arm(s, w);
       break;
     case pause:
+      w.note_accept_pause();
       log_pause(s->listener->get(), -res, s->backoff_ms);
       s->backoff.deadline_ns =
           corio::detail::steady_now_ns() + std::int64_t{s->backoff_ms} * 1'000'000;

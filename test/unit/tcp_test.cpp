@@ -9,12 +9,15 @@
 
 #include <corio/corio.hpp>
 
+#include <fmt/format.h>
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -129,6 +132,40 @@ TEST_SUITE("tcp") {
           // A read after EOF keeps returning 0.
           CHECK(co_await srv.read(chunk) == 0);
           CHECK(co_await srv.read(chunk) == 0);
+        }(),
+        {.workers = 2});
+  }
+
+  TEST_CASE("a write_all stopped mid-way says how many bytes went out (T15)") {
+    corio::run(
+        []() -> task<> {
+          auto l = tcp_listener::bind("127.0.0.1:0");
+          auto c = co_await tcp_stream::connect(l.local_address());
+          auto srv = co_await l.accept();  // never reads
+          corio::test::set_buffers(c.native_handle(), 4096);
+          std::vector<std::byte> big(64 << 20);
+          std::string what;
+          try {
+            co_await corio::timeout(50ms, c.write_all(big));
+          } catch (const corio::timed_out& e) {
+            what = e.what();
+          }
+          INFO(what);
+          auto at = what.find(" after ");
+          REQUIRE(at != std::string::npos);
+          CHECK(what.find(fmt::format(" of {} bytes", big.size())) != std::string::npos);
+          long sent = std::atol(what.c_str() + at + 7);
+          CHECK(sent > 0);
+          CHECK(sent < static_cast<long>(big.size()));
+          // The bytes counted are exactly the bytes the peer can read.
+          srv.stream.set_read_timeout(200ms);
+          std::vector<std::byte> sink(1 << 16);
+          long received = 0;
+          try {
+            for (;;) received += static_cast<long>(co_await srv.stream.read(sink));
+          } catch (const corio::timed_out&) {
+          }
+          CHECK(received == sent);
         }(),
         {.workers = 2});
   }
