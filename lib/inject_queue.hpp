@@ -15,6 +15,7 @@ class inject_queue {
  public:
   void push(sched_node* n) {
     std::lock_guard lock(mutex_);
+    if (discarding_) return;
     list_.push(n);
     publish_len();
   }
@@ -22,6 +23,7 @@ class inject_queue {
   /// Pushes `count` nodes in one critical section (run-queue overflow).
   void push_batch(sched_node* const* nodes, std::size_t count) {
     std::lock_guard lock(mutex_);
+    if (discarding_) return;
     for (std::size_t i = 0; i < count; ++i) list_.push(nodes[i]);
     publish_len();
   }
@@ -58,6 +60,20 @@ class inject_queue {
     publish_len();
   }
 
+  /// Shutdown step 6: forgets every node and drops those pushed until accept_again(). Frames are
+  /// being destroyed then, and a destructor may wake a waiter (a guard unlocking a mutex): its
+  /// node must not be linked behind a node whose frame is already gone.
+  void discard() {
+    std::lock_guard lock(mutex_);
+    list_.clear();
+    discarding_ = true;
+    publish_len();
+  }
+  void accept_again() {
+    std::lock_guard lock(mutex_);
+    discarding_ = false;
+  }
+
  private:
   // Seq_cst store: pairs with the parker's seq_cst re-check (a push is never missed by a worker
   // that announced itself idle before the push's notify looked for parked workers).
@@ -65,6 +81,7 @@ class inject_queue {
 
   std::mutex mutex_;
   node_fifo list_;
+  bool discarding_ = false;  // guarded by mutex_
   std::atomic<std::size_t> len_{0};
 };
 

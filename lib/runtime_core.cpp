@@ -19,6 +19,9 @@
 //  6. Worker 0, no longer a worker, destroys every root task still registered, newest first:
 //     destroying a frame runs its destructors and destroys the frames it owns (the tasks it was
 //     awaiting). Frames scheduled in queues are among them; queues are then forgotten unread.
+//     From the start of this step the global queue and the inboxes drop what is pushed: a
+//     destructor may wake a waiter (a mutex guard unlocking), and its node must not be linked
+//     behind a node whose frame is already gone; the woken task is pending and destroyed too.
 //     Tasks spawned by those destructors are destroyed in the next round.
 //  7. Rings and eventfds are closed, and block_on returns main's value or rethrows its exception.
 #include "runtime_core.hpp"
@@ -131,8 +134,8 @@ runtime_core::runtime_core(runtime_options options)
 runtime_core::~runtime_core() {
   // Tasks spawned with runtime::spawn that no block_on ever ran.
   thread_context none(this, nullptr);
+  inject_.discard();
   destroy_pending_roots();
-  inject_.clear();
 }
 
 task_header* runtime_core::begin_main(std::coroutine_handle<> frame, promise_base* promise) {
@@ -221,9 +224,11 @@ void runtime_core::run_main(task_header* main) {
   // Steps 6-7, with this thread no longer acting as a worker.
   {
     thread_context none(this, nullptr);
+    inject_.discard();
+    for (auto& w : workers_) w->discard_inbox();
     destroy_pending_roots();
     for (auto& w : workers_) w->close();
-    inject_.clear();
+    inject_.accept_again();  // runtime::spawn between sessions queues for the next one
   }
   main_ = nullptr;
   in_session_.store(false, std::memory_order_release);
@@ -333,6 +338,7 @@ void runtime_core::start_root(task_header* t, worker* spawner) {
 }
 
 void runtime_core::complete_root(task_header* t, worker& w) noexcept {
+  t->release_frame();  // before COMPLETE: the handle may take the result (and free t) right after
   registry_.remove(t);
   if (t == main_) request_stop();
   std::uint32_t prev = t->state.fetch_or(task_header::complete, std::memory_order_acq_rel);
@@ -344,7 +350,7 @@ void runtime_core::complete_root(task_header* t, worker& w) noexcept {
     w.schedule_local(&joiner->node);
   }
   if (!(prev & task_header::handle) && t->has_unobserved_exception()) {
-    report_unhandled(t->promise->exception_, t->id);
+    report_unhandled(t->exception, t->id);
   }
   t->destroy_if_unreferenced(prev | task_header::complete);
 }

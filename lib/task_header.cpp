@@ -95,14 +95,26 @@ std::uint64_t next_task_id() noexcept {
 
 task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame,
                                  promise_base& promise, worker* pinned) {
+  // The result cell follows the header, aligned for any type the cell accepts.
+  constexpr std::size_t align = alignof(std::max_align_t);
+  constexpr std::size_t cell_offset = (sizeof(task_header) + align - 1) / align * align;
+  const result_cell_ops* ops = promise.cell_ops_;
+  std::size_t size = cell_offset + (ops != nullptr ? ops->size : 0);
   void* mem;
   try {
-    mem = frame_alloc(sizeof(task_header));
+    mem = frame_alloc(size);
   } catch (...) {
     frame.destroy();
     throw;
   }
   auto* t = new (mem) task_header;
+  t->alloc_size = size;
+  if (ops != nullptr) {
+    t->cell_ops = ops;
+    t->cell = static_cast<char*>(mem) + cell_offset;
+    ops->init(t->cell);
+    promise.result_cell_ = t->cell;
+  }
   t->run = &finish_root;
   t->frame = frame;
   t->promise = &promise;
@@ -122,9 +134,19 @@ void task_header::destroy() noexcept {
   while (cancel_lock.exchange(true, std::memory_order_acquire)) {
     while (cancel_lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
   }
-  if (!(state.load(std::memory_order_relaxed) & destroyed)) frame.destroy();
+  if (!(state.load(std::memory_order_relaxed) & destroyed) && frame) frame.destroy();
+  if (cell_ops != nullptr) cell_ops->destroy(cell);
+  std::size_t size = alloc_size;
   this->~task_header();
-  frame_free(this, sizeof(task_header));
+  frame_free(this, size);
+}
+
+void task_header::release_frame() noexcept {
+  exception = std::move(promise->exception_);
+  if (cell_ops == nullptr) return;  // the value stays in the frame for the handle
+  frame.destroy();
+  frame = nullptr;
+  promise = nullptr;
 }
 
 task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, spawn_kind kind) {
@@ -166,10 +188,10 @@ bool join_ready(const task_header* t) noexcept {
 
 bool task_header::has_unobserved_exception() const noexcept {
   if (state.load(std::memory_order_relaxed) & destroyed) return false;
-  if (!promise->exception_) return false;
+  if (!exception) return false;
   if (cancel_flag.load(std::memory_order_relaxed)) {
     try {
-      std::rethrow_exception(promise->exception_);
+      std::rethrow_exception(exception);
     } catch (const operation_cancelled&) {
       return false;  // the expected end of a cancelled task
     } catch (...) {
@@ -198,9 +220,17 @@ void release_handle(task_header* t, bool observed) noexcept {
   std::uint32_t prev = t->state.fetch_and(~task_header::handle, std::memory_order_acq_rel);
   if (!(prev & task_header::complete)) return;  // still running: the finisher frees it
   if (!observed && t->has_unobserved_exception()) {
-    t->runtime->report_unhandled(t->promise->exception_, t->id);
+    t->runtime->report_unhandled(t->exception, t->id);
   }
   t->destroy_if_unreferenced(prev & ~task_header::handle);
+}
+
+const std::exception_ptr& task_exception(const task_header* t) noexcept {
+  return t->exception;
+}
+
+void* task_result_cell(const task_header* t) noexcept {
+  return t->cell;
 }
 
 std::uint64_t task_id(const task_header* t) noexcept {

@@ -21,7 +21,9 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
+#include <exception>
 
 namespace corio::detail {
 
@@ -45,8 +47,16 @@ class task_header : public deferred_action {
   static constexpr std::uint32_t cancel_msg = 1u << 4;
 
   sched_node start;  // schedules the first resumption
+  /// The root frame, destroyed as soon as the task finished (release_frame) unless its result
+  /// must stay in it (no `cell`); null once destroyed that way.
   std::coroutine_handle<> frame;
   promise_base* promise = nullptr;  // valid while the frame lives
+  /// The result, moved out of the frame when it finished: the exception, and the value in the
+  /// cell that follows the header in the same allocation (`cell_ops`: how to destroy it).
+  std::exception_ptr exception;
+  void* cell = nullptr;
+  const result_cell_ops* cell_ops = nullptr;
+  std::size_t alloc_size = 0;
   runtime_core* runtime = nullptr;
   worker* pinned = nullptr;  // spawn_local: the only worker that may run the task
   std::uint64_t id = 0;
@@ -70,8 +80,12 @@ class task_header : public deferred_action {
 
   static task_header* create(runtime_core& rt, std::coroutine_handle<> frame, promise_base& promise,
                              worker* pinned);
-  /// Destroys the frame unless it was already destroyed by shutdown, then frees the header.
+  /// Destroys the frame unless it was already destroyed (by shutdown, or release_frame), then
+  /// frees the header.
   void destroy() noexcept;
+  /// At completion, on the finishing worker: takes the exception out of the frame and destroys
+  /// the frame if the result is in the cell (its destructors run here).
+  void release_frame() noexcept;
   /// Frees the header (and frame) if `state` (after the caller's transition) says nobody else
   /// holds it: COMPLETE with neither HANDLE nor CANCEL_MSG.
   bool destroy_if_unreferenced(std::uint32_t state) noexcept {

@@ -55,6 +55,10 @@ worker::~worker() {
 }
 
 void worker::open() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_discarding_ = false;
+  }
   eventfd_ = ::eventfd(0, EFD_CLOEXEC);
   if (eventfd_ < 0) {
     int err = errno;
@@ -437,8 +441,15 @@ void worker::flush() noexcept {
 
 void worker::push_inbox(sched_node* n) {
   std::lock_guard lock(inbox_mutex_);
+  if (inbox_discarding_) return;  // shutdown step 6: see inject_queue::discard
   inbox_.push(n);
   inbox_flag_.store(true, std::memory_order_seq_cst);
+}
+
+void worker::discard_inbox() noexcept {
+  std::lock_guard lock(inbox_mutex_);
+  inbox_.clear();
+  inbox_discarding_ = true;
 }
 
 void worker::push_cancel(task_header* t) {

@@ -105,6 +105,8 @@ class worker {
 
   // ---- any thread ----
   void push_inbox(sched_node* n);
+  /// Shutdown step 6: forgets the inbox's nodes and drops those pushed until the next session.
+  void discard_inbox() noexcept;
   /// Queues a cancellation message for task `t` (cancel.cpp); the caller wakes this worker.
   void push_cancel(task_header* t);
   /// Runs `a` on this worker between two resumptions (from any thread; wakes the worker). If the
@@ -185,6 +187,7 @@ class worker {
   // shared state
   mutable std::mutex inbox_mutex_;
   node_fifo inbox_;                      // guarded by inbox_mutex_
+  bool inbox_discarding_ = false;        // guarded by inbox_mutex_; set in shutdown step 6
   task_header* cancel_inbox_ = nullptr;  // headers with a cancel message (LIFO); inbox_mutex_
   action_fifo remote_inbox_;             // actions posted by other threads; inbox_mutex_
   std::atomic<bool> inbox_flag_{false};  // either inbox non-empty; written under inbox_mutex_

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
+#include <exception>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -117,12 +119,16 @@ class join_handle {
       }
     } guard{*this};
     if (detail::join_cancelled(task_)) detail::throw_join_cancelled(detail::task_id(task_));
+    if (const std::exception_ptr& e = detail::task_exception(task_)) std::rethrow_exception(e);
+    void* cell = detail::task_result_cell(task_);
     if constexpr (std::is_void_v<T>) {
-      frame_.promise().result();
+      return;
     } else if constexpr (std::is_reference_v<T>) {
-      return frame_.promise().result();
+      if (cell == nullptr) return frame_.promise().result();
+      return **static_cast<std::optional<std::remove_reference_t<T>*>*>(cell);
     } else {
-      return T(std::move(frame_.promise()).result());
+      if (cell == nullptr) return T(std::move(frame_.promise()).result());
+      return T(std::move(**static_cast<std::optional<T>*>(cell)));
     }
   }
 

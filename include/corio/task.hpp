@@ -5,6 +5,7 @@
 #include <corio/detail/root.hpp>
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -34,6 +35,30 @@ namespace detail {
 /// Trampoline mode: resumes `h` from the worker loop after the current resumption returned (or
 /// at once, nested, on a thread that is not a worker).
 void resume_after_return(std::coroutine_handle<> h) noexcept;
+
+/// Where a root task's result goes, so that its frame can be destroyed as soon as it finishes
+/// (parameters such as a channel sender or a socket are released then, not when it is joined).
+/// The cell sits in the task header's allocation; `size` 0 for task<void>.
+struct result_cell_ops {
+  std::size_t size;
+  void (*init)(void* cell) noexcept;
+  void (*destroy)(void* cell) noexcept;
+};
+template <class S>
+struct result_cell {
+  static void init(void* p) noexcept { ::new (p) std::optional<S>(); }
+  static void destroy(void* p) noexcept { static_cast<std::optional<S>*>(p)->~optional(); }
+  // Over-aligned results stay in the frame (the header's allocation is aligned for max_align_t).
+  static constexpr const result_cell_ops* ops() noexcept {
+    if constexpr (alignof(std::optional<S>) <= alignof(std::max_align_t)) {
+      return &table;
+    } else {
+      return nullptr;
+    }
+  }
+  static constexpr result_cell_ops table{sizeof(std::optional<S>), &init, &destroy};
+};
+inline constexpr result_cell_ops void_cell_ops{0, [](void*) noexcept {}, [](void*) noexcept {}};
 
 /// State shared by every task promise, whatever its value type.
 ///
@@ -85,17 +110,26 @@ class promise_base {
   std::coroutine_handle<> continuation_;
   task_header* root_ = nullptr;
   std::exception_ptr exception_;
+  /// A root task's result cell (set by the runtime before the task starts), and how to make one
+  /// for this promise's value type (null: the result stays in the frame).
+  void* result_cell_ = nullptr;
+  const result_cell_ops* cell_ops_ = nullptr;
 };
 
 template <class T>
 class task_promise final : public promise_base {
  public:
+  task_promise() noexcept { cell_ops_ = result_cell<T>::ops(); }
   task<T> get_return_object() noexcept;
 
   template <class U = T>
   requires std::is_convertible_v<U&&, T>
   void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
-    value_.emplace(std::forward<U>(value));
+    if (result_cell_ != nullptr) {
+      static_cast<std::optional<T>*>(result_cell_)->emplace(std::forward<U>(value));
+    } else {
+      value_.emplace(std::forward<U>(value));
+    }
   }
 
   /// Rethrows the task's exception, or gives access to its value.
@@ -115,8 +149,15 @@ class task_promise final : public promise_base {
 template <class T>
 class task_promise<T&> final : public promise_base {
  public:
+  task_promise() noexcept { cell_ops_ = result_cell<T*>::ops(); }
   task<T&> get_return_object() noexcept;
-  void return_value(T& value) noexcept { value_ = std::addressof(value); }
+  void return_value(T& value) noexcept {
+    if (result_cell_ != nullptr) {
+      static_cast<std::optional<T*>*>(result_cell_)->emplace(std::addressof(value));
+    } else {
+      value_ = std::addressof(value);
+    }
+  }
   T& result() {
     if (exception_) std::rethrow_exception(exception_);
     return *value_;
@@ -129,6 +170,7 @@ class task_promise<T&> final : public promise_base {
 template <>
 class task_promise<void> final : public promise_base {
  public:
+  task_promise() noexcept { cell_ops_ = &void_cell_ops; }
   task<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void result() {

@@ -62,6 +62,8 @@ std::int64_t duration_to_ns(std::chrono::duration<Rep, Period> d) noexcept {
 class sleep_op {
  public:
   explicit sleep_op(std::int64_t deadline_ns) noexcept { t_.deadline_ns = deadline_ns; }
+  /// Movable until awaited (select keeps its branches in its frame); never after.
+  sleep_op(sleep_op&& o) noexcept : sleep_op(o.t_.deadline_ns) {}
   sleep_op(const sleep_op&) = delete;
   sleep_op& operator=(const sleep_op&) = delete;
 

@@ -59,6 +59,19 @@ task<> nested(std::atomic<int>& dropped, int depth) {
   }
 }
 
+// Big enough that frame_alloc does not recycle the frame: ASan sees it freed.
+task<> big_waiter(corio::mutex& m, std::atomic<int>& ran) {
+  char buf[4096];
+  for (char& c : buf) c = 1;
+  auto g = co_await m.lock();
+  ran += buf[100];
+}
+
+task<> holder(corio::mutex::guard g) {
+  co_await corio::sleep_for(1h);
+  g.unlock();
+}
+
 }  // namespace
 
 TEST_SUITE("shutdown") {
@@ -218,5 +231,30 @@ TEST_SUITE("shutdown") {
       CHECK(corio::test::ms_since(t0) < 1000);
     }
     CHECK(rt.stats().total().ops_in_flight == 0);
+  }
+
+  TEST_CASE("destructors that wake waiters during shutdown touch no destroyed frame") {
+    // Shutdown destroys the m2 holder first: its guard hands m2 to a waiter and schedules it; the
+    // waiter's frame is destroyed next; then the m1 holder's guard schedules the m1 waiter. The
+    // queues drop those nodes instead of linking the second behind the first (freed) one.
+    corio::mutex m1, m2;
+    std::atomic<int> ran{0};
+    for (int round = 0; round < 3; ++round) {
+      corio::runtime rt{{.workers = 1}};
+      rt.block_on([](corio::mutex& m1, corio::mutex& m2, std::atomic<int>& ran) -> task<> {
+        auto g1 = co_await m1.lock();
+        auto g2 = co_await m2.lock();
+        corio::spawn(big_waiter(m1, ran)).detach();
+        co_await corio::sleep_for(2ms);
+        corio::spawn(holder(std::move(g1))).detach();
+        corio::spawn(big_waiter(m2, ran)).detach();
+        co_await corio::sleep_for(2ms);
+        corio::spawn(holder(std::move(g2))).detach();
+        co_await corio::sleep_for(2ms);
+      }(m1, m2, ran));
+      CHECK(ran.load() == 0);            // the woken waiters were destroyed, not resumed
+      CHECK(m1.try_lock().owns_lock());  // and gave the mutexes back
+      CHECK(m2.try_lock().owns_lock());
+    }
   }
 }

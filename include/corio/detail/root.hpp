@@ -8,6 +8,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <exception>
 
 namespace corio::detail {
 
@@ -37,6 +38,12 @@ bool join_ready(const task_header* task) noexcept;
 
 /// True if the task was destroyed by shutdown or cancellation instead of finishing.
 bool join_cancelled(const task_header* task) noexcept;
+
+/// After the task finished: the exception it ended with (or none), and its result cell (a
+/// std::optional of the value, or of a pointer for a reference result), null if the result stayed
+/// in the frame (an over-aligned type; see result_cell_ops in task.hpp).
+const std::exception_ptr& task_exception(const task_header* task) noexcept;
+void* task_result_cell(const task_header* task) noexcept;
 
 /// Registers the suspended joiner `h`; the joiner is scheduled once the task finishes (possibly at
 /// once, if it finished meanwhile). The registration itself runs after `h` has fully suspended.

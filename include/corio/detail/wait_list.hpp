@@ -1,0 +1,167 @@
+// The waiting machinery shared by channels, sync primitives and select: a spin lock per primitive,
+// intrusive wait lists, and the protocol that decides, exactly once, how a waiter ends.
+#pragma once
+
+#include <corio/detail/sched_node.hpp>
+#include <corio/detail/wait_point.hpp>
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+
+namespace corio::detail {
+
+/// The lock of one primitive. Critical sections are a few dozen instructions and never block, so
+/// a waiter spins (with a pause, then yielding the CPU after a while) instead of parking.
+class spin_lock {
+ public:
+  void lock() noexcept {
+    // Acquire pairs with unlock's release: the holder sees the previous holder's writes.
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    lock_slow();
+  }
+  bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  void lock_slow() noexcept;
+  std::atomic<bool> locked_{false};
+};
+
+struct wait_target;
+class wait_list;
+
+/// One enrollment of a waiter in one primitive's wait list. Lives in the waiting frame (or on a
+/// blocked thread's stack). `list_prev`, `list_next` and `linked` are guarded by the primitive's
+/// lock.
+struct waiter {
+  waiter* list_prev = nullptr;
+  waiter* list_next = nullptr;
+  wait_list* list = nullptr;  // the list it is (or was last) linked in
+  wait_target* target = nullptr;
+  int branch = 0;  // the value claim() writes into the target: which of its waiters won
+  bool linked = false;
+};
+
+/// Who waits: a suspended coroutine or a blocked thread, with one or several enrollments (a
+/// select has one per branch). Lives in the waiting frame or on the blocked thread's stack.
+///
+/// How a wait ends is decided once, by a compare-and-swap on `state` from `pending`:
+///  - a waker (under the lock of the primitive the enrollment is in) writes the enrollment's
+///    branch, completes the operation for the waiter (hands it the value, the lock, ...) and then,
+///    still under that lock, calls wake();
+///  - the cancel action (on the owner worker, wait_point protocol) writes `cancelled` and
+///    schedules the coroutine, which unlinks its enrollments itself (under their locks) when it
+///    resumes: the cancel action may not take a primitive's lock (lock order below);
+///  - a select's other branches (select.hpp) write their own index.
+/// A waker that loses the race unlinks the enrollment and moves on to the next waiter.
+///
+/// Lock order: a primitive's lock, then a task's cancel lock (begin_wait, end_wait_foreign); the
+/// cancel action holds the cancel lock and takes no primitive lock. A waker wakes while holding the
+/// primitive's lock, so that a frame being destroyed at shutdown (its awaiter's destructor takes
+/// the same lock) never goes while a waker still touches it.
+struct wait_target : deferred_action, wait_point {
+  static constexpr int pending = -1;
+  static constexpr int cancelled_state = -2;
+
+  std::atomic<int> state{pending};
+  sched_node node;  // the coroutine (unused for a thread)
+  /// A blocked thread waits on this word (futex) instead of being scheduled.
+  std::atomic<std::uint32_t> thread_word{0};
+  bool is_thread = false;
+  /// select only: the suspending side and the deciding side each add one once they are done;
+  /// whoever comes second schedules the coroutine (the select enrolls in several places, and a
+  /// branch that is not a primitive may decide before the enrollment finished).
+  bool two_sided = false;
+  std::atomic<std::uint32_t> arrivals{0};
+
+  /// Claims the target for `branch`; false if its wait already ended another way.
+  bool claim(int branch) noexcept {
+    int expected = pending;
+    // acq_rel: the winner's writes before the claim (none needed) and the loser's view of them.
+    return state.compare_exchange_strong(expected, branch, std::memory_order_acq_rel,
+                                         std::memory_order_acquire);
+  }
+  int outcome() const noexcept { return state.load(std::memory_order_acquire); }
+};
+
+/// A FIFO of enrollments, intrusive, guarded by its primitive's lock.
+class wait_list {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  waiter* front() const noexcept { return head_; }
+  void push_back(waiter* w) noexcept;
+  void remove(waiter* w) noexcept;
+  /// Unlinks enrollments from the front until one's target is claimed for it, and returns that
+  /// one (the caller then completes its operation and calls wake()); nullptr if none. The
+  /// enrollments skipped belong to waits that ended otherwise: their owners find them unlinked.
+  waiter* pop_claimed() noexcept;
+  /// Like pop_claimed, but only if `accept(w)` says so first (a rendezvous must not pair a
+  /// select's send with its own receive). Enrollments it refuses stay linked.
+  template <class F>
+  waiter* pop_claimed_if(F&& accept) noexcept {
+    for (waiter* w = head_; w != nullptr;) {
+      waiter* next = w->list_next;
+      if (w->target->outcome() != wait_target::pending) {
+        remove(w);
+      } else if (accept(w) && w->target->claim(w->branch)) {
+        remove(w);
+        return w;
+      }
+      w = next;
+    }
+    return nullptr;
+  }
+
+ private:
+  waiter* head_ = nullptr;
+  waiter* tail_ = nullptr;
+};
+
+/// Ends the wait of a claimed target: schedules the coroutine or wakes the thread. Call it under
+/// the lock of the primitive whose waker claimed it, after completing the operation.
+void wake(wait_target& t) noexcept;
+
+/// A wait on one primitive, by a coroutine or a blocked thread. The primitive provides:
+///  - `attempt(self)`: under the lock, completes the operation now if it can (true);
+///  - `enroll(self)`: under the lock, links `self` (a waiter) into the right wait list.
+/// After the wait, `outcome()` tells whether it completed (0) or was cancelled.
+struct simple_wait : wait_target, waiter {
+  spin_lock* lock = nullptr;
+  bool (*attempt)(simple_wait* self) noexcept = nullptr;
+  void (*enroll)(simple_wait* self) noexcept = nullptr;
+  /// False for waits that must complete whatever happens to the task (joining the children of
+  /// a scope being cancelled): they register no wait point, so cancellation does not reach them.
+  bool cancellable = true;
+  /// Completed by its own attempt (no waker involved).
+  bool completed_here = false;
+  /// The enrollment that enroll() links: by default the waiter base; a primitive whose waiters
+  /// carry data (a channel's value slot) points it at its own waiter, which must then outlive
+  /// this base's destructor or be unlinked before (the derived destructor calls unlink()).
+  waiter* enrollment = this;
+
+  simple_wait() noexcept { waiter::target = this; }
+  simple_wait(const simple_wait&) = delete;
+  simple_wait& operator=(const simple_wait&) = delete;
+  /// A frame destroyed while waiting (shutdown, or a select that never awaited it) leaves no
+  /// enrollment behind.
+  ~simple_wait() { unlink(); }
+
+  /// Under the lock: try to complete at once (the await_ready of the primitive's awaiter).
+  bool try_now() noexcept;
+  /// Suspends `h`: once it has suspended, tries again, else registers the cancellable wait and
+  /// enrolls. Throws std::logic_error off a worker thread.
+  void suspend(std::coroutine_handle<> h);
+  /// After resuming: true if the wait completed, false if it was cancelled (then unlinked).
+  /// When a waker completed it, first takes and releases the lock once: the waker wakes us while
+  /// it holds the lock, and once we got it the waker is done with the primitive -- which may
+  /// then be destroyed (a wait_group in the waiter's own frame).
+  bool finish() noexcept;
+  /// The blocking form, for threads outside the runtime: waits until completed. Throws
+  /// std::logic_error on a worker thread, where blocking would stall the scheduler.
+  void block();
+  /// Unlinks the enrollment if it is still linked.
+  void unlink() noexcept;
+};
+
+}  // namespace corio::detail

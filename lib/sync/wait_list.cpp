@@ -1,0 +1,208 @@
+// The waiting machinery of channels, sync primitives and select (wait_list.hpp).
+//
+// A coroutine's wait on one primitive (simple_wait):
+//  1. await_ready: under the primitive's lock, attempt() the operation. Done: no suspension.
+//  2. await_suspend defers step 3 to the worker, after the coroutine has fully suspended: once
+//     the enrollment is visible, another thread may resume the coroutine at any moment.
+//  3. Under the lock: attempt() again (the state may have changed meanwhile); else begin_wait
+//     (the cancellable wait point) and enroll(). Unlock. From here on only a waker (under the
+//     lock) or the cancel action (on this worker) decide, by claiming the target.
+//  4. On resumption, finish(): claimed by a waker -> the operation was completed for us, and the
+//     waker unlinked us; we take the lock once, which waits until the waker, who woke us while
+//     holding it, let go of the primitive. Cancelled -> unlink ourselves under the lock.
+//
+// Why wakers wake under the lock: a frame destroyed at shutdown unlinks its waiter under the same
+// lock (simple_wait's destructor), so a waker on a thread outside the runtime either finds the
+// waiter still linked, or finished with it before the frame goes.
+#include <corio/detail/wait_list.hpp>
+
+#include "../context.hpp"
+#include "../runtime_core.hpp"
+#include "../task_header.hpp"
+#include "../worker.hpp"
+
+#include <sched.h>
+
+#include <stdexcept>
+
+namespace corio::detail {
+
+void spin_lock::lock_slow() noexcept {
+  for (unsigned spins = 0;; ++spins) {
+    while (locked_.load(std::memory_order_relaxed)) {
+      if (spins < 64) {
+        __builtin_ia32_pause();
+        ++spins;
+      } else {
+        // The holder may have been preempted: give it the CPU.
+        sched_yield();
+      }
+    }
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+  }
+}
+
+void wait_list::push_back(waiter* w) noexcept {
+  w->list_next = nullptr;
+  w->list_prev = tail_;
+  if (tail_ != nullptr) {
+    tail_->list_next = w;
+  } else {
+    head_ = w;
+  }
+  tail_ = w;
+  w->list = this;
+  w->linked = true;
+}
+
+void wait_list::remove(waiter* w) noexcept {
+  if (w->list_prev != nullptr) {
+    w->list_prev->list_next = w->list_next;
+  } else {
+    head_ = w->list_next;
+  }
+  if (w->list_next != nullptr) {
+    w->list_next->list_prev = w->list_prev;
+  } else {
+    tail_ = w->list_prev;
+  }
+  w->list_prev = w->list_next = nullptr;
+  w->linked = false;
+}
+
+waiter* wait_list::pop_claimed() noexcept {
+  while (waiter* w = head_) {
+    remove(w);
+    if (w->target->claim(w->branch)) return w;
+  }
+  return nullptr;
+}
+
+namespace {
+
+void schedule_target(wait_target& t) noexcept {
+  end_wait_foreign(t.node.task, &t);  // a no-op for a wait that registered no wait point
+  if (t.node.task != nullptr) {
+    t.node.task->runtime->schedule(&t.node);
+  } else if (worker* w = current_worker()) {
+    w->schedule_local(&t.node);
+  }
+}
+
+// Cancel action of a coroutine's wait (cancel.cpp step 3), on the owner worker under the task's
+// cancel lock: claims the target for cancellation unless a waker got there first.
+void cancel_wait(wait_point* p, worker& w) noexcept {
+  auto* t = static_cast<wait_target*>(p);
+  if (!t->claim(wait_target::cancelled_state)) return;  // the waker schedules it
+  t->cancelled = true;
+  if (t->two_sided && t->arrivals.fetch_add(1, std::memory_order_acq_rel) == 0) {
+    return;  // the select is still enrolling; it schedules itself when done
+  }
+  end_wait_owner(t->node.task);
+  w.schedule_local(&t->node);
+}
+
+void enroll_simple(deferred_action* a, worker& w) noexcept {
+  auto* s = static_cast<simple_wait*>(a);
+  s->lock->lock();
+  if (s->attempt(s)) {
+    s->lock->unlock();
+    s->state.store(0, std::memory_order_relaxed);  // completed by ourselves
+    s->completed_here = true;
+    w.schedule_local(&s->node);
+    return;
+  }
+  s->cancel = &cancel_wait;
+  if (s->cancellable && !begin_wait(w, s->node.task, s)) {
+    s->lock->unlock();
+    s->state.store(wait_target::cancelled_state, std::memory_order_relaxed);
+    s->cancelled = true;
+    w.schedule_local(&s->node);
+    return;
+  }
+  s->enroll(s);
+  s->lock->unlock();
+}
+
+}  // namespace
+
+void wake(wait_target& t) noexcept {
+  if (t.is_thread) {
+    // The thread returns only after taking the primitive's lock once more (block()), so the word
+    // is still alive while we notify.
+    t.thread_word.store(1, std::memory_order_release);
+    t.thread_word.notify_one();
+    return;
+  }
+  if (t.two_sided && t.arrivals.fetch_add(1, std::memory_order_acq_rel) == 0) return;
+  schedule_target(t);
+}
+
+bool simple_wait::try_now() noexcept {
+  lock->lock();
+  bool done = attempt(this);
+  lock->unlock();
+  if (done) {
+    state.store(0, std::memory_order_relaxed);
+    completed_here = true;
+  }
+  return done;
+}
+
+void simple_wait::suspend(std::coroutine_handle<> h) {
+  worker* w = current_worker();
+  if (w == nullptr) {
+    throw std::logic_error(
+        "corio: a channel or sync primitive can only be awaited by a task on a worker thread; "
+        "use its blocking form elsewhere");
+  }
+  node.handle = h;
+  node.task = w->current_task();
+  run = &enroll_simple;
+  w->defer(this);
+}
+
+bool simple_wait::finish() noexcept {
+  if (outcome() >= 0) {
+    if (!completed_here) {
+      lock->lock();
+      lock->unlock();
+    }
+    return true;
+  }
+  unlink();
+  return false;
+}
+
+void simple_wait::unlink() noexcept {
+  if (lock == nullptr) return;
+  lock->lock();
+  // Only a wait that ended by cancellation (or a frame destroyed mid-wait) is still linked.
+  if (enrollment->linked) enrollment->list->remove(enrollment);
+  lock->unlock();
+}
+
+void simple_wait::block() {
+  if (current_worker() != nullptr) {
+    throw std::logic_error(
+        "corio: the blocking form of a channel or sync primitive was called on a worker thread, "
+        "where it would stall the scheduler; co_await it instead");
+  }
+  is_thread = true;
+  lock->lock();
+  if (attempt(this)) {
+    lock->unlock();
+    state.store(0, std::memory_order_relaxed);
+    completed_here = true;
+    return;
+  }
+  enroll(this);
+  lock->unlock();
+  thread_word.wait(0, std::memory_order_acquire);
+  while (thread_word.load(std::memory_order_acquire) == 0) thread_word.wait(0);
+  // The waker notifies under the lock: once we hold it, it is done with this object.
+  lock->lock();
+  lock->unlock();
+}
+
+}  // namespace corio::detail
