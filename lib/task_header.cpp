@@ -136,6 +136,7 @@ void task_header::destroy() noexcept {
   }
   if (!(state.load(std::memory_order_relaxed) & destroyed) && frame) frame.destroy();
   if (cell_ops != nullptr) cell_ops->destroy(cell);
+  if (locals != nullptr) release_locals(locals);
   std::size_t size = alloc_size;
   this->~task_header();
   frame_free(this, size);
@@ -165,6 +166,7 @@ task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, sp
   }
   task_header* t =
       task_header::create(*rt, frame, *promise, kind == spawn_kind::local ? w : nullptr);
+  if (w != nullptr) share_locals(t, w->current_task());
   rt->start_root(t, w);
   return t;
 }
@@ -173,6 +175,7 @@ task_header* spawn_root_on(runtime_core& rt, std::coroutine_handle<> frame, prom
   if (!frame) throw std::logic_error("corio: the task to run is empty (moved from?)");
   worker* w = current_worker();
   task_header* t = task_header::create(rt, frame, *promise, nullptr);
+  if (w != nullptr) share_locals(t, w->current_task());
   rt.start_root(t, w && &w->runtime() == &rt ? w : nullptr);
   return t;
 }

@@ -29,6 +29,7 @@ namespace corio::detail {
 
 class runtime_core;
 class worker;
+class local_storage;  // task_local values (task_local.cpp)
 
 /// The base is the deferred action that completes the task after its final suspension.
 class task_header : public deferred_action {
@@ -72,6 +73,11 @@ class task_header : public deferred_action {
   std::atomic<bool> cancel_flag{false};  // join_handle::cancel: sticky
   task_header* cancel_next = nullptr;    // link in a worker's cancel inbox
 
+  // task_local values: null until the task (or the task that spawned it) sets one. Owner-only:
+  // only the task's own code reads or replaces it; a shared storage is never written
+  // (copy-on-write, task_local.cpp). Released by destroy().
+  local_storage* locals = nullptr;
+
   // Registry links, guarded by the registry shard's mutex.
   task_header* reg_prev = nullptr;
   task_header* reg_next = nullptr;
@@ -100,5 +106,17 @@ class task_header : public deferred_action {
 
 /// A process-unique task id, never 0; ids are handed out in per-thread blocks.
 std::uint64_t next_task_id() noexcept;
+
+/// task_local.cpp: one more / one less task using `s`.
+void retain_locals(local_storage* s) noexcept;
+void release_locals(local_storage* s) noexcept;
+/// A task spawned by `parent` (null: not spawned by a task) starts with its task_local values,
+/// shared until either side writes. Costs one load and branch when no task_local is used.
+inline void share_locals(task_header* child, const task_header* parent) noexcept {
+  if (parent != nullptr && parent->locals != nullptr) {
+    retain_locals(parent->locals);
+    child->locals = parent->locals;
+  }
+}
 
 }  // namespace corio::detail
