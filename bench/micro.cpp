@@ -5,6 +5,7 @@
 // Each benchmark runs R times (after one warm-up run) inside one block_on and prints
 // "name workers=N median_ns min_ns max_ns". Pin the process with taskset for stable figures;
 // bench/run.sh does that and puts the figures beside the reference peers of ../shared/bench.
+#include <corio/channel.hpp>
 #include <corio/corio.hpp>
 #include <corio/detail/diagnostics.hpp>
 #include <corio/detail/frame_alloc.hpp>
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -98,6 +100,62 @@ task<> sleep_fire(long n) {
   for (auto& h : hs) co_await h;
 }
 
+// Sends back every value it receives, until `in` closes.
+task<> echo_back(corio::receiver<int> in, corio::sender<int> out) {
+  while (auto v = co_await in.recv()) co_await out.send(*v);
+}
+
+// A round trip over two rendezvous channels (capacity 0) between two tasks (Go: chan_pingpong,
+// two unbuffered channels); per round trip.
+task<> chan_pingpong(long n) {
+  auto [a_tx, a_rx] = corio::make_channel<int>(0);
+  auto [b_tx, b_rx] = corio::make_channel<int>(0);
+  auto peer = corio::spawn(echo_back(std::move(a_rx), std::move(b_tx)));
+  for (long i = 0; i < n; ++i) {
+    co_await a_tx.send(static_cast<int>(i));
+    (void)co_await b_rx.recv();
+  }
+  a_tx.close();
+  co_await peer;
+}
+
+task<> drain(corio::receiver<long> rx) {
+  // Not `while (co_await rx.recv())`: GCC 12 miscompiles a co_await used directly as an if or
+  // while condition (the coroutine never runs its body); a condition that declares is fine.
+  while (auto v = co_await rx.recv()) {
+  }
+}
+
+// One producer, one consumer, a bounded channel of `capacity`; per value (Go: a buffered chan).
+task<> chan_stream(long n, std::size_t capacity) {
+  auto [tx, rx] = corio::make_channel<long>(capacity);
+  auto consumer = corio::spawn(drain(std::move(rx)));
+  for (long i = 0; i < n; ++i) co_await tx.send(i);
+  tx.close();
+  co_await consumer;
+}
+
+task<> lock_loop(corio::mutex* m, long* counter, long n) {
+  for (long i = 0; i < n; ++i) {
+    auto g = co_await m->lock();
+    ++*counter;
+  }
+}
+
+// 4 tasks each locking one corio::mutex, incrementing a counter and unlocking; per lock/unlock
+// (Go: sync.Mutex, 4 goroutines). With 1 worker a task never suspends while holding the lock, so
+// the others rarely find it taken; with 2 workers they contend, and each contended unlock hands
+// the mutex to the longest waiter (fair), which must be scheduled before anyone goes on.
+task<> mutex_contention(long n) {
+  constexpr int tasks = 4;
+  corio::mutex m;
+  long counter = 0;
+  std::vector<corio::join_handle<void>> hs;
+  for (int t = 0; t < tasks; ++t) hs.push_back(corio::spawn(lock_loop(&m, &counter, n / tasks)));
+  for (auto& h : hs) co_await h;
+  if (counter != n / tasks * tasks) throw std::runtime_error("mutex_contention: lost an update");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,10 +178,18 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<bench> all = {
-      {"task_await", 2'000'000, task_await},           {"spawn_join_one", 200'000, spawn_join_one},
-      {"spawn_join_batch", 500'000, spawn_join_batch}, {"yield_alone", 2'000'000, yield_alone},
-      {"yield_pair", 2'000'000, yield_pair},           {"nop_single", 100'000, nop_single},
-      {"nop_batch32", 640'000, nop_batch32},           {"sleep_fire", 200'000, sleep_fire},
+      {"task_await", 2'000'000, task_await},
+      {"spawn_join_one", 200'000, spawn_join_one},
+      {"spawn_join_batch", 500'000, spawn_join_batch},
+      {"yield_alone", 2'000'000, yield_alone},
+      {"yield_pair", 2'000'000, yield_pair},
+      {"nop_single", 100'000, nop_single},
+      {"nop_batch32", 640'000, nop_batch32},
+      {"sleep_fire", 200'000, sleep_fire},
+      {"chan_pingpong", 200'000, chan_pingpong},
+      {"chan_stream64", 2'000'000, [](long n) { return chan_stream(n, 64); }},
+      {"chan_stream1024", 2'000'000, [](long n) { return chan_stream(n, 1024); }},
+      {"mutex_contention", 400'000, mutex_contention},
   };
   corio::runtime rt{corio::runtime_options{.workers = workers}};
   for (auto& b : all) {

@@ -175,7 +175,9 @@ bool simple_wait::finish() noexcept {
 }
 
 void simple_wait::unlink() noexcept {
-  if (lock == nullptr) return;
+  // A wait that completed by its own attempt was never enrolled: no lock needed (the common
+  // case of a destructor after a send or receive that did not wait).
+  if (lock == nullptr || completed_here) return;
   lock->lock();
   // Only a wait that ended by cancellation (or a frame destroyed mid-wait) is still linked.
   if (enrollment->linked) enrollment->list->remove(enrollment);
