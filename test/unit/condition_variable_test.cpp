@@ -163,8 +163,11 @@ TEST_SUITE("condition_variable") {
         corio::condition_variable cv;
         outcomes o;
         std::vector<corio::join_handle<void>> hs;
-        for (int i = 0; i < 10; ++i) hs.push_back(corio::spawn(wait_once(m, cv, o)));
-        co_await corio::sleep_for(5ms);
+        for (int i = 0; i < 10; ++i) {
+          hs.push_back(corio::spawn(wait_once(m, cv, o)));
+          // Enrolled in arrival order: each one is waiting before the next starts.
+          auto g = co_await lock_when_entered(m, o, i + 1);
+        }
         cv.notify_one();
         co_await hs[0];  // the longest waiter
         CHECK(o.woken.load() == 1);
@@ -187,8 +190,7 @@ TEST_SUITE("condition_variable") {
         corio::condition_variable cv;
         outcomes o;
         auto h = corio::spawn(wait_once(m, cv, o));
-        co_await corio::sleep_for(2ms);
-        auto g = co_await m.lock();
+        auto g = co_await lock_when_entered(m, o, 1);  // h waits on cv, not on the mutex
         h.cancel();
         co_await corio::sleep_for(5ms);
         CHECK_FALSE(h.is_finished());  // waiting for the mutex we hold
