@@ -307,26 +307,53 @@ class send_awaiter : simple_wait {
   send_waiter<T> sw_;
 };
 
+/// What senders and receivers share: a counted reference to the channel. Each copy is one more
+/// handle of its side; the last one of a side to go closes the channel for the other side.
+template <class T, bool IsSender>
+class channel_handle {
+ public:
+  channel_handle() noexcept = default;
+  channel_handle(const channel_handle& o) noexcept : core_(o.core_) {
+    if (core_) core_->add_handle(IsSender);
+  }
+  channel_handle(channel_handle&& o) noexcept = default;
+  channel_handle& operator=(channel_handle o) noexcept {
+    std::swap(core_, o.core_);
+    return *this;
+  }
+  ~channel_handle() {
+    if (core_) core_->drop_handle(IsSender);
+  }
+
+  /// Closes the channel for everyone: senders fail from now on, receivers drain what is queued.
+  void close() noexcept {
+    if (core_) core_->close();
+  }
+  /// The values queued now (a snapshot).
+  [[nodiscard]] std::size_t size() const noexcept { return core_ ? core_->size() : 0; }
+  explicit operator bool() const noexcept { return core_ != nullptr; }
+
+ protected:
+  explicit channel_handle(std::shared_ptr<channel_core<T>> c) noexcept : core_(std::move(c)) {
+    core_->add_handle(IsSender);
+  }
+  channel_core<T>& core() const {
+    if (!core_) throw_bad_channel_handle();
+    return *core_;
+  }
+
+  std::shared_ptr<channel_core<T>> core_;
+};
+
 }  // namespace detail
 
 /// The sending end of a channel. Copyable: every copy is a sender, and the channel closes for
 /// receivers (after they drained it) when the last one is destroyed. A moved-from or
 /// default-constructed sender is empty: using it throws std::logic_error.
 template <class T>
-class sender {
+class sender : public detail::channel_handle<T, true> {
  public:
   sender() noexcept = default;
-  sender(const sender& o) noexcept : core_(o.core_) {
-    if (core_) core_->add_handle(true);
-  }
-  sender(sender&& o) noexcept = default;
-  sender& operator=(sender o) noexcept {
-    std::swap(core_, o.core_);
-    return *this;
-  }
-  ~sender() {
-    if (core_) core_->drop_handle(true);
-  }
 
   /// Sends `value`, waiting while the channel is full (capacity 0: until a receiver takes it).
   /// Throws corio::channel_closed if the channel is closed for senders, before or while waiting;
@@ -343,51 +370,28 @@ class sender {
   /// Sends from a thread outside the runtime, blocking it while the channel is full. Throws
   /// std::logic_error on a worker thread, channel_closed as send does.
   void send_blocking(T value) { detail::send_awaiter<T>(core(), std::move(value)).put_blocking(); }
-  /// Closes the channel for everyone: senders fail from now on, receivers drain what is queued.
-  void close() noexcept {
-    if (core_) core_->close();
-  }
+  /// True once sends fail: closed, or every receiver is gone.
   [[nodiscard]] bool is_closed() const noexcept {
     if (!core_) return true;
     std::lock_guard g(core_->lock);
     return core_->send_closed();
   }
-  [[nodiscard]] std::size_t size() const noexcept { return core_ ? core_->size() : 0; }
-  explicit operator bool() const noexcept { return core_ != nullptr; }
 
  private:
+  using base = detail::channel_handle<T, true>;
+  using base::core;
+  using base::core_;
   template <class U>
   friend std::pair<sender<U>, receiver<U>> make_channel(std::size_t);
-  template <class U>
-  friend std::pair<sender<U>, receiver<U>> make_channel();
-  explicit sender(std::shared_ptr<detail::channel_core<T>> c) noexcept : core_(std::move(c)) {
-    core_->add_handle(true);
-  }
-  detail::channel_core<T>& core() const {
-    if (!core_) detail::throw_bad_channel_handle();
-    return *core_;
-  }
-
-  std::shared_ptr<detail::channel_core<T>> core_;
+  explicit sender(std::shared_ptr<detail::channel_core<T>> c) noexcept : base(std::move(c)) {}
 };
 
 /// The receiving end of a channel. Copyable (MPMC: each value goes to exactly one receiver);
 /// the channel closes for senders when the last receiver is destroyed.
 template <class T>
-class receiver {
+class receiver : public detail::channel_handle<T, false> {
  public:
   receiver() noexcept = default;
-  receiver(const receiver& o) noexcept : core_(o.core_) {
-    if (core_) core_->add_handle(false);
-  }
-  receiver(receiver&& o) noexcept = default;
-  receiver& operator=(receiver o) noexcept {
-    std::swap(core_, o.core_);
-    return *this;
-  }
-  ~receiver() {
-    if (core_) core_->drop_handle(false);
-  }
 
   /// Receives the next value, waiting while the channel is empty; `std::nullopt` once it is
   /// closed (every sender gone, or close()) and drained. Cancellable (operation_cancelled; a
@@ -403,32 +407,20 @@ class receiver {
   /// Receives on a thread outside the runtime, blocking it while the channel is empty. Throws
   /// std::logic_error on a worker thread.
   std::optional<T> recv_blocking() { return detail::recv_awaiter<T>(core()).get_blocking(); }
-  void close() noexcept {
-    if (core_) core_->close();
-  }
   /// True once no value will ever come: closed for receivers and drained.
   [[nodiscard]] bool is_closed() const noexcept {
     if (!core_) return true;
     std::lock_guard g(core_->lock);
     return core_->recv_closed() && core_->size_locked() == 0;
   }
-  [[nodiscard]] std::size_t size() const noexcept { return core_ ? core_->size() : 0; }
-  explicit operator bool() const noexcept { return core_ != nullptr; }
 
  private:
+  using base = detail::channel_handle<T, false>;
+  using base::core;
+  using base::core_;
   template <class U>
   friend std::pair<sender<U>, receiver<U>> make_channel(std::size_t);
-  template <class U>
-  friend std::pair<sender<U>, receiver<U>> make_channel();
-  explicit receiver(std::shared_ptr<detail::channel_core<T>> c) noexcept : core_(std::move(c)) {
-    core_->add_handle(false);
-  }
-  detail::channel_core<T>& core() const {
-    if (!core_) detail::throw_bad_channel_handle();
-    return *core_;
-  }
-
-  std::shared_ptr<detail::channel_core<T>> core_;
+  explicit receiver(std::shared_ptr<detail::channel_core<T>> c) noexcept : base(std::move(c)) {}
 };
 
 /// A bounded MPMC channel holding up to `capacity` values; capacity 0 is a rendezvous channel

@@ -111,6 +111,21 @@ class children_wait : simple_wait {
   select_state& st_;
 };
 
+/// The type-erased view of native branch `aw`, the `index`-th argument.
+template <native_branch Aw>
+native_ops native_ops_of(Aw& aw, int index) noexcept {
+  native_ops o;
+  o.obj = &aw;
+  o.lock = &aw.select_lock();
+  o.try_now = [](void* obj, wait_target* self) { return static_cast<Aw*>(obj)->select_try(self); };
+  o.enroll = [](void* obj, wait_target* self, int branch) noexcept {
+    static_cast<Aw*>(obj)->select_enroll(self, branch);
+  };
+  o.unlink = [](void* obj) noexcept { static_cast<Aw*>(obj)->select_unlink(); };
+  o.index = index;
+  return o;
+}
+
 /// Sorts and deduplicates the natives' locks into `out`; returns the count.
 int collect_locks(native_ops* natives, int n, spin_lock** out) noexcept;
 [[noreturn]] void throw_select_cancelled();
@@ -171,19 +186,8 @@ task<Result> select_impl(std::tuple<A...> args, std::index_sequence<I...>) {
   int k = 0;
   auto setup = [&]<std::size_t J>(std::integral_constant<std::size_t, J>) {
     using Arg = std::remove_reference_t<std::tuple_element_t<J, std::tuple<A...>>>;
-    Arg& arg = std::get<J>(args);
     if constexpr (native_branch<Arg>) {
-      native_ops& o = natives[k++];
-      o.obj = &arg;
-      o.lock = &arg.select_lock();
-      o.try_now = [](void* obj, wait_target* self) {
-        return static_cast<Arg*>(obj)->select_try(self);
-      };
-      o.enroll = [](void* obj, wait_target* self, int branch) noexcept {
-        static_cast<Arg*>(obj)->select_enroll(self, branch);
-      };
-      o.unlink = [](void* obj) noexcept { static_cast<Arg*>(obj)->select_unlink(); };
-      o.index = static_cast<int>(J);
+      natives[k++] = native_ops_of(std::get<J>(args), static_cast<int>(J));
     }
   };
   (setup(std::integral_constant<std::size_t, I>{}), ...);
@@ -329,18 +333,7 @@ task<> loop_select(on_source<T, F>... sources) {
       auto add = [&]<std::size_t J>(std::integral_constant<std::size_t, J>) {
         if (!open[J]) return;
         auto& aw = std::get<J>(rounds).emplace(std::get<J>(src).rx->recv());
-        using Aw = std::remove_reference_t<decltype(aw)>;
-        detail::native_ops& o = natives[count++];
-        o.obj = &aw;
-        o.lock = &aw.select_lock();
-        o.try_now = [](void* obj, detail::wait_target* self) {
-          return static_cast<Aw*>(obj)->select_try(self);
-        };
-        o.enroll = [](void* obj, detail::wait_target* self, int branch) noexcept {
-          static_cast<Aw*>(obj)->select_enroll(self, branch);
-        };
-        o.unlink = [](void* obj) noexcept { static_cast<Aw*>(obj)->select_unlink(); };
-        o.index = static_cast<int>(J);
+        natives[count++] = detail::native_ops_of(aw, static_cast<int>(J));
       };
       (add(std::integral_constant<std::size_t, I>{}), ...);
     }
