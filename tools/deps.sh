@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages a step needs, only those missing (idempotent).
-#   tools/deps.sh build      compilers, meson, liburing, fmt, doctest
+#   tools/deps.sh build      compilers, meson, liburing, fmt, doctest; OpenSSL and http-parser
+#                            for TLS and the protocol samples; the real clients the tests drive
+#                            (socat, curl, wrk, openssl, node with npm for the `ws` package)
 #   tools/deps.sh ci         + clang-14 and its sanitizer runtimes, clang-format
 set -euo pipefail
-want=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev doctest-dev socat)
+want=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev doctest-dev
+      libssl-dev openssl libhttp-parser-dev socat curl wrk)
+# Node.js may come from elsewhere (nodesource); Debian's packages only where there is none.
+command -v node >/dev/null || want+=(nodejs)
+command -v npm >/dev/null || want+=(npm)
 case "${1:-build}" in
   build) ;;
   ci) want+=(clang-14 libclang-rt-14-dev clang-format) ;;

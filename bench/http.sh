@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# HTTP plaintext (TechEmpower shape: GET / -> "Hello, World!", keep-alive) with wrk, interleaved
+# round by round so that the machine's slow and fast phases hit every server alike:
+#   nginx        one worker (../shared/bench/servers/nginx.sh), on CPU 0
+#   corio-1w     samples/http_server --workers 1, on CPU 0
+#   corio-2w     samples/http_server --workers 2, on CPUs 0-1 (wrk shares CPU 1 with it)
+#   corio-tls-1w samples/https_server --workers 1, on CPU 0 (wrk over TLS; a throw-away cert)
+# wrk runs with one thread on CPU 1. Prints requests/s median [min-max] per server, and the
+# median of the per-round ratios for the pairs that matter (corio/nginx, https/http).
+# Usage: bench/http.sh [-r rounds] [-t secs] [-c conns] [-o out.md]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=5 secs=3 conns=50 out=""
+while getopts r:t:c:o: o; do
+  case $o in r) rounds=$OPTARG ;; t) secs=$OPTARG ;; c) conns=$OPTARG ;; o) out=$OPTARG ;; *) exit 2 ;; esac
+done
+shared=$(realpath "${SHARED_BENCH:-../shared/bench}")
+tools/deps.sh build
+command -v nginx >/dev/null || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
+}
+[[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Dtests=disabled >/dev/null
+meson compile -C build-bench samples/http_server samples/https_server >/dev/null
+bin=$(realpath build-bench/samples)
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+  [[ -n $pid ]] && kill -- -"$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout "$work/key.pem" \
+  -out "$work/cert.pem" 2>/dev/null
+
+# name, scheme, CPUs of the server, command (the port is appended).
+servers=(
+  "nginx|http|0|$shared/servers/nginx.sh"
+  "corio-1w|http|0|$bin/http_server --workers 1 --port"
+  "corio-2w|http|0,1|$bin/http_server --workers 2 --port"
+  "corio-tls-1w|https|0|$bin/https_server --workers 1 --cert $work/cert.pem --key $work/key.pem --port"
+)
+raw=$work/raw.tsv
+port=${PORT_BASE:-18100}
+for ((r = 1; r <= rounds; r++)); do
+  for s in "${servers[@]}"; do
+    IFS='|' read -r name scheme cpus cmd <<<"$s"
+    port=$((port + 1))
+    url="$scheme://127.0.0.1:$port/"
+    # setsid: the server (and nginx's worker) get a process group of their own to kill.
+    setsid taskset -c "$cpus" $cmd $port >"$work/$name.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do curl -sk -o /dev/null "$url" && break; sleep 0.05; done
+    res=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "$url" 2>&1)
+    kill -- -"$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=""
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$res")
+    errors=$(grep -cE 'Socket errors|Non-2xx' <<<"$res" || true)
+    printf '%s\t%s\t%s\t%s\n' "$r" "$name" "${rps:-0}" "$errors" | tee -a "$raw" >&2
+  done
+done
+
+python3 - "$raw" <<'PY' | tee ${out:+"$out"}
+import statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines() if l]
+names = list(dict.fromkeys(r[1] for r in rows))
+rps = {n: {int(r[0]): float(r[2]) for r in rows if r[1] == n} for n in names}
+print("| server | req/s median [min-max] | rounds with errors |\n|---|---|---:|")
+for n in names:
+    v = list(rps[n].values())
+    bad = sum(1 for r in rows if r[1] == n and r[3] != "0")
+    print(f"| {n} | {statistics.median(v):,.0f} [{min(v):,.0f}-{max(v):,.0f}] | {bad} |")
+print("\n| ratio (same round) | median [min-max] |\n|---|---|")
+for b, a in [("corio-1w", "nginx"), ("corio-2w", "nginx"), ("corio-tls-1w", "corio-1w")]:
+    q = [rps[b][k] / rps[a][k] for k in rps[a] if k in rps[b] and rps[a][k] > 0]
+    if q:
+        print(f"| {b} / {a} | {statistics.median(q):.3f} [{min(q):.3f}-{max(q):.3f}] |")
+PY
