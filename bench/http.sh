@@ -20,7 +20,7 @@ command -v nginx >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 }
 [[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Dtests=disabled >/dev/null
-meson compile -C build-bench samples/http_server samples/https_server >/dev/null
+ninja -C build-bench samples/http_server samples/https_server >/dev/null
 bin=$(realpath build-bench/samples)
 
 work=$(mktemp -d)
