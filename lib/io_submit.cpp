@@ -106,8 +106,9 @@ void advance_iovecs(msghdr* msg, std::size_t n) noexcept {
   }
 }
 
+// By bytes, for gather writes too: trailing empty iovecs would otherwise ask for another send,
+// whose 0 reads as an end of stream.
 bool exact_done(const io_args& a) noexcept {
-  if (a.msg != nullptr) return a.msg->msg_iovlen == 0;
   return a.done >= a.len;
 }
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Integration: samples/websocket_server with node's `ws` package as the client (installed from
+# the npm registry into a cache outside the repository when missing) and with raw sockets for
+# malformed frames; see ws_client.cjs for the checks. Also: --help, 1 and 2 workers, a small
+# --max-message (close 1009), SIGTERM and SIGINT with connections open (exit 0).
+set -euo pipefail
+dir=$1 scripts=$2
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*"
+  [[ -f $work/server.log ]] && { echo "--- server log"; tail -20 "$work/server.log"; }
+  exit 1
+}
+
+command -v node >/dev/null || fail "node is missing (tools/deps.sh build installs it)"
+modules=${XDG_CACHE_HOME:-$HOME/.cache}/corio-test-node
+if [[ ! -f $modules/node_modules/ws/package.json ]]; then
+  mkdir -p "$modules"
+  timeout 120 npm install --prefix "$modules" ws@8 --no-audit --no-fund >"$work/npm.log" 2>&1 ||
+    { cat "$work/npm.log"; fail "npm install ws failed"; }
+fi
+
+start() {
+  "$dir/websocket_server" "$@" >"$work/server.log" 2>&1 &
+  server=$!
+  pids+=($server)
+  for _ in $(seq 100); do
+    port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
+    [[ -n $port ]] && return 0
+    sleep 0.05
+  done
+  fail "websocket_server did not start"
+}
+
+stop() {
+  local rc=0
+  kill -s "$1" "$server"
+  timeout 10 tail --pid="$server" -f /dev/null || fail "no exit within 10 s after SIG$1"
+  wait "$server" || rc=$?
+  [[ $rc == 0 ]] || fail "exit status $rc after SIG$1"
+}
+
+client() { timeout 150 node "$scripts/ws_client.cjs" "$modules" "$port" "$@"; }
+
+timeout 10 "$dir/websocket_server" --help | grep -q -- "--max-message" || fail "--help"
+
+for w in 1 2; do
+  start --port 0 --workers "$w"
+  client echo || fail "echo checks, $w workers"
+  client raw || fail "protocol checks, $w workers"
+  # SIGTERM while a client holds a connection open.
+  (exec 3<>"/dev/tcp/127.0.0.1/$port"; sleep 3) &
+  pids+=($!)
+  disown $!
+  sleep 0.3
+  stop TERM
+  echo "websocket_server, $w workers: ok"
+done
+
+start --port 0 --workers 1 --max-message 65536
+client toobig || fail "--max-message checks"
+stop INT
+echo "websocket_samples: ok"
