@@ -70,7 +70,8 @@ class context {
   static context client(const client_options& options);
 
   /// The application protocols (ALPN, e.g. {"http/1.1"}): a client offers them, a server picks
-  /// the first of its list that the client offers (and accepts clients offering none).
+  /// the first of its list that the client offers (and accepts clients offering none). Set it
+  /// before the context is used: configuring is not synchronised with handshakes.
   void set_alpn(const std::vector<std::string>& protocols);
 
   ssl_ctx_st* native_handle() const noexcept;
@@ -129,7 +130,7 @@ class stream {
 
   bool is_open() const noexcept;
   /// The TCP socket underneath. Reading or writing it directly corrupts the TLS session.
-  net::tcp_stream& socket() noexcept;
+  net::tcp_stream& socket();
   net::socket_address peer_address() const;
   net::socket_address local_address() const;
   /// The negotiated protocol version ("TLSv1.3") and application protocol ("" when none).

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <mutex>
 #include <utility>
@@ -48,7 +49,9 @@ struct stream::state {
   BIO* net_out = nullptr;  // ciphertext for the peer, owned by `ssl`
   std::mutex ssl_lock;
   corio::mutex write_lock;
-  bool write_broken = false;  // a write was interrupted after encrypting: the peer has part of it
+  // A write was interrupted after encrypting: the peer has part of a record. Atomic: the
+  // reader looks at it too.
+  std::atomic<bool> write_broken{false};
   std::vector<std::byte> in_buf = std::vector<std::byte>(io_chunk);
   std::vector<std::byte> out_buf = std::vector<std::byte>(io_chunk);  // under write_lock
   std::string peer;                                                   // for messages
@@ -111,7 +114,7 @@ task<> flush(state& s) {
       co_await s.tcp.write_all(std::span(s.out_buf).first(static_cast<std::size_t>(n)));
     }
   } catch (...) {
-    s.write_broken = true;
+    s.write_broken.store(true, std::memory_order_relaxed);
     throw;
   }
 }
@@ -126,8 +129,11 @@ task<> fill(state& s, const char* what) {
                     s.peer));
   }
   std::lock_guard lock(s.ssl_lock);
-  // A memory BIO grows as needed: the write takes everything.
-  BIO_write(s.net_in, s.in_buf.data(), static_cast<int>(n));
+  // A memory BIO grows as needed: the write takes everything unless memory runs out.
+  if (BIO_write(s.net_in, s.in_buf.data(), static_cast<int>(n)) != static_cast<int>(n)) {
+    throw error(ENOMEM,
+                fmt::format("TLS {} with {}: buffering received data failed", what, s.peer));
+  }
 }
 
 task<> handshake(state& s, const char* what) {
@@ -227,7 +233,7 @@ task<std::size_t> read_some(state& s, std::span<std::byte> buf) {
     // TLS 1.3 may answer post-handshake messages (a KeyUpdate) from inside a read. Sending
     // that answer waits for a concurrent writer's flush: a peer that requests a key update
     // must keep reading, as TLS requires anyway.
-    if (st.output && !s.write_broken) co_await flush(s);
+    if (st.output && !s.write_broken.load(std::memory_order_relaxed)) co_await flush(s);
     if (st.ret == 1) co_return got;
     if (st.error == SSL_ERROR_ZERO_RETURN) co_return 0;
     if (st.error != SSL_ERROR_WANT_READ) s.fail(st, "read");
@@ -237,7 +243,7 @@ task<std::size_t> read_some(state& s, std::span<std::byte> buf) {
 
 // Encrypts up to write_chunk bytes of `buf` and sends them.
 task<std::size_t> write_some(state& s, std::span<const std::byte> buf) {
-  if (s.write_broken) {
+  if (s.write_broken.load(std::memory_order_relaxed)) {
     throw error(EPIPE, fmt::format("TLS write to {}: an earlier write was interrupted halfway; "
                                    "the stream cannot be written any more",
                                    s.peer));
@@ -290,8 +296,8 @@ task<> stream::close() {
 bool stream::is_open() const noexcept {
   return s_ && s_->tcp.is_open();
 }
-net::tcp_stream& stream::socket() noexcept {
-  return s_->tcp;
+net::tcp_stream& stream::socket() {
+  return must(s_).tcp;
 }
 net::socket_address stream::peer_address() const {
   return must(s_).tcp.peer_address();

@@ -11,41 +11,13 @@
 #   SIGINT and SIGTERM with open connections: exit 0.
 set -euo pipefail
 dir=$1
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*"
-  [[ -f $work/server.log ]] && { echo "--- server log"; tail -20 "$work/server.log"; }
-  exit 1
-}
-
-# Starts http_server with the arguments given; waits for "listening on"; sets $port and $server.
+# shellcheck source=harness.sh
+source "$(dirname "$0")/harness.sh"
 start() {
-  "$dir/http_server" "$@" >"$work/server.log" 2>&1 &
-  server=$!
-  pids+=($server)
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
-    [[ -n $port ]] && { base="http://127.0.0.1:$port"; return 0; }
-    sleep 0.05
-  done
-  fail "http_server did not start"
+  start_sample http_server "$@"
+  base="http://127.0.0.1:$port"
 }
-
-# Sends a signal to the server and expects exit status 0 within 10 s.
-stop() {
-  local pid=$server rc=0
-  kill -s "$1" "$pid"
-  timeout 10 tail --pid="$pid" -f /dev/null || fail "no exit within 10 s after SIG$1"
-  wait "$pid" || rc=$?
-  [[ $rc == 0 ]] || fail "exit status $rc after SIG$1"
-}
+stop() { stop_sample "$1"; }
 
 # raw BYTES [SECONDS]: sends BYTES (printf format) on a new connection and prints the answer.
 # Fails if the server has not closed the connection within SECONDS (default 5).

@@ -9,19 +9,8 @@
 # The certificates are made here with `openssl` and removed at the end.
 set -euo pipefail
 dir=$1
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*"
-  for f in "$work"/*.log; do [[ -f $f ]] && { echo "--- $f"; tail -20 "$f"; }; done
-  exit 1
-}
+# shellcheck source=harness.sh
+source "$(dirname "$0")/harness.sh"
 
 # A CA and a server certificate for localhost and 127.0.0.1, signed by it.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corio-test-ca \
@@ -32,27 +21,8 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$work/san.ext"
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
   -CAcreateserial -days 2 -extfile "$work/san.ext" -out "$work/cert.pem" 2>/dev/null
 
-# Starts https_server with the arguments given; waits for "listening on"; sets $port and $server.
-start() {
-  local log=$work/server.log
-  "$dir/https_server" --cert "$work/cert.pem" --key "$work/key.pem" "$@" >"$log" 2>&1 &
-  server=$!
-  pids+=($server)
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$log" | grep -o '[0-9]*$' || true)
-    [[ -n $port ]] && return 0
-    sleep 0.05
-  done
-  fail "https_server did not start"
-}
-
-stop() {
-  local pid=$server rc=0
-  kill -s "$1" "$pid"
-  timeout 10 tail --pid="$pid" -f /dev/null || fail "no exit within 10 s after SIG$1"
-  wait "$pid" || rc=$?
-  [[ $rc == 0 ]] || fail "exit status $rc after SIG$1"
-}
+start() { start_sample https_server --cert "$work/cert.pem" --key "$work/key.pem" "$@"; }
+stop() { stop_sample "$1"; }
 
 # Bad certificate arguments: a clear message and exit status 1, not a crash.
 rc=0

@@ -4,40 +4,10 @@
 #   echo_udp: socat datagrams.  general_io: files and pipes through stdin/stdout, SIGINT on a pipe.
 set -euo pipefail
 dir=$1
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Starts a sample in the background; waits for its "listening on ADDR:PORT" line; sets $port.
-start() {
-  local log=$work/$1.log
-  "$dir/$@" >"$log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$log" | grep -o '[0-9]*$' || true)
-    [[ -n $port ]] && return 0
-    sleep 0.05
-  done
-  echo "$1 did not start:"; cat "$log"; exit 1
-}
-
-# Sends a signal to the last started sample and expects exit status 0 within 5 s.
-stop() {
-  local pid=${pids[-1]}
-  kill -s "$1" "$pid"
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then echo "no exit within 5 s after SIG$1"; exit 1; fi
-  local rc=0
-  wait "$pid" || rc=$?
-  [[ $rc == 0 ]] || { echo "exit status $rc after SIG$1"; exit 1; }
-}
+# shellcheck source=harness.sh
+source "$(dirname "$0")/harness.sh"
+start() { start_sample "$@"; }
+stop() { stop_sample "$1"; }
 
 head -c $((1 << 20)) /dev/urandom >"$work/blob"
 
@@ -66,7 +36,8 @@ cmp "$work/blob" "$work/out2" || { echo "general_io changed a pipe"; exit 1; }
 # pending read.
 mkfifo "$work/fifo"
 "$dir/general_io" <"$work/fifo" >/dev/null 2>&1 &
-pids+=($!)
+server=$!
+pids+=($server)
 exec 3>"$work/fifo"
 sleep 0.3
 stop INT

@@ -5,19 +5,8 @@
 # --max-message (close 1009), SIGTERM and SIGINT with connections open (exit 0).
 set -euo pipefail
 dir=$1 scripts=$2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*"
-  [[ -f $work/server.log ]] && { echo "--- server log"; tail -20 "$work/server.log"; }
-  exit 1
-}
+# shellcheck source=harness.sh
+source "$(dirname "$0")/harness.sh"
 
 command -v node >/dev/null || fail "node is missing (tools/deps.sh build installs it)"
 modules=${XDG_CACHE_HOME:-$HOME/.cache}/corio-test-node
@@ -27,25 +16,8 @@ if [[ ! -f $modules/node_modules/ws/package.json ]]; then
     { cat "$work/npm.log"; fail "npm install ws failed"; }
 fi
 
-start() {
-  "$dir/websocket_server" "$@" >"$work/server.log" 2>&1 &
-  server=$!
-  pids+=($server)
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
-    [[ -n $port ]] && return 0
-    sleep 0.05
-  done
-  fail "websocket_server did not start"
-}
-
-stop() {
-  local rc=0
-  kill -s "$1" "$server"
-  timeout 10 tail --pid="$server" -f /dev/null || fail "no exit within 10 s after SIG$1"
-  wait "$server" || rc=$?
-  [[ $rc == 0 ]] || fail "exit status $rc after SIG$1"
-}
+start() { start_sample websocket_server "$@"; }
+stop() { stop_sample "$1"; }
 
 client() { timeout 150 node "$scripts/ws_client.cjs" "$modules" "$port" "$@"; }
 
