@@ -1,8 +1,9 @@
-// corio::tls: corio client against corio server over loopback, certificate checks, clean and
-// truncated ends, timeouts, cancellation and garbage handshakes. The certificates are made at
-// test time with the `openssl` command in a temporary directory (no key is committed).
-// Invariants: every byte arrives once and in order; a refused certificate or a broken handshake
-// is a tls::error naming the reason; nothing leaks (the per-test fd and frame checks).
+// corio::tls: corio client against corio server and against `openssl s_server` over loopback,
+// certificate checks, clean and truncated ends, timeouts, cancellation and garbage handshakes.
+// (`openssl s_client` against the https_server sample is in test/integration/https_samples.sh.) The
+// certificates are made at test time with the `openssl` command in a temporary directory (no key is
+// committed). Invariants: every byte arrives once and in order; a refused certificate or a broken
+// handshake is a tls::error naming the reason; nothing leaks (the per-test fd and frame checks).
 #include <doctest/doctest.h>
 
 #include "../support/net.hpp"
@@ -11,6 +12,12 @@
 #include <corio/tls.hpp>
 
 #include <fmt/format.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -135,9 +142,105 @@ std::string client_outcome(tls::context ctx, const char* server, std::string hos
       }(std::move(ctx), server, std::move(host)));
 }
 
+// `openssl s_server -www` with certificate `name`, on a free loopback port, for one test.
+class s_server {
+ public:
+  explicit s_server(const char* name) {
+    {
+      auto probe = tcp_listener::bind("127.0.0.1:0");  // a free port, released at once
+      port_ = probe.local_address().port();
+    }
+    const certs& c = the_certs();
+    std::string cert = c.path(name) + std::string(".pem"), key = c.path(name) + std::string(".key");
+    std::string port = std::to_string(port_);
+    std::vector<std::string> args{"openssl", "s_server", "-quiet", "-www", "-accept",
+                                  port,      "-cert",    cert,     "-key", key};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&pid_, "openssl", &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) throw std::system_error(rc, std::generic_category(), "spawning openssl s_server");
+  }
+  ~s_server() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+// Connects to s_server (retrying while it starts, up to 5 s) and fetches its -www page over
+// TLS; returns the page, or the client's error message.
+task<std::string> fetch_from_s_server(std::uint16_t port, tls::context ctx, std::string host) {
+  auto addr = socket_address::parse(fmt::format("127.0.0.1:{}", port));
+  tcp_stream tcp;
+  for (int i = 0;; ++i) {
+    auto r = co_await tcp_stream::connect(addr).nothrow();
+    if (r) {
+      tcp = std::move(*r);
+      break;
+    }
+    if (i == 100) throw std::system_error(r.error(), "s_server did not start");
+    co_await corio::sleep_for(50ms);
+  }
+  try {
+    auto s = co_await tls::connect(ctx, std::move(tcp), host);
+    co_await s.write_all(std::string_view("GET / HTTP/1.0\r\n\r\n"));
+    std::string page;
+    std::array<std::byte, 4096> buf;
+    for (;;) {
+      std::size_t n = 0;
+      try {
+        n = co_await s.read(buf);
+      } catch (const std::system_error& e) {
+        if (e.code() == corio::errc::unexpected_eof) break;  // s_server -www may just close
+        throw;
+      }
+      if (n == 0) break;
+      page.append(reinterpret_cast<const char*>(buf.data()), n);
+    }
+    co_return page;
+  } catch (const tls::error& e) {
+    co_return std::string("error: ") + e.what();
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("tls") {
+  TEST_CASE(
+      "a corio client against openssl s_server: a page over TLS; expired and wrong-host "
+      "certificates are refused") {
+    {
+      s_server srv("server");
+      std::string page =
+          corio::run(fetch_from_s_server(srv.port(), trusting_client(), "localhost"));
+      CHECK(page.find("HTTP/1.0 200 ok") != std::string::npos);
+      CHECK(page.find("TLSv1.3") != std::string::npos);  // s_server reports the session
+    }
+    {
+      s_server srv("expired");
+      std::string page =
+          corio::run(fetch_from_s_server(srv.port(), trusting_client(), "localhost"));
+      CHECK(page.find("certificate has expired") != std::string::npos);
+    }
+    {
+      s_server srv("server");
+      std::string page =
+          corio::run(fetch_from_s_server(srv.port(), trusting_client(), "wrong.example"));
+      CHECK(page.find("hostname mismatch") != std::string::npos);
+    }
+  }
+
   TEST_CASE("echo of 1 byte to 16 MiB, reader and writer tasks concurrent, 1 and 2 workers") {
     for (std::size_t workers : {1u, 2u}) {
       corio::runtime rt{{.workers = workers}};
