@@ -42,7 +42,8 @@ std::size_t remaining(const io_args& a) noexcept {
 
 void prep(io_uring_sqe* sqe, io_state& s) {
   io_args& a = s.args;
-  auto* base = static_cast<char*>(a.buf) + a.done;
+  // Gather writes have no single buffer (a.buf is null; the iovecs advance instead).
+  char* base = a.buf != nullptr ? static_cast<char*>(a.buf) + a.done : nullptr;
   std::uint64_t off = a.offset == static_cast<std::uint64_t>(-1) ? a.offset : a.offset + a.done;
   auto len = static_cast<unsigned>(remaining(a));
   switch (a.kind) {
