@@ -99,11 +99,12 @@ namespace {
 
 using state = stream::state;
 
-// Sends every record waiting in net_out. Any failure leaves the peer with an unknown part of a
-// record, so it breaks the write side for good.
+// Sends every record waiting in net_out. Any failure -- a cancellation while waiting for the
+// lock included, since the records this caller made would go out later or never -- leaves the
+// peer with an unknown part of the stream, so it breaks the write side for good.
 task<> flush(state& s) {
-  auto guard = co_await s.write_lock.lock();
   try {
+    auto guard = co_await s.write_lock.lock();
     for (;;) {
       int n;
       {
