@@ -40,7 +40,7 @@ class session {
  public:
   session(Stream& s, std::span<const std::byte> initial, const session_options& o)
       : s_(s), o_(o), in_(std::max<std::size_t>(64 * 1024, initial.size())) {
-    std::memcpy(in_.data(), initial.data(), initial.size());
+    if (!initial.empty()) std::memcpy(in_.data(), initial.data(), initial.size());
     end_ = initial.size();
   }
 
@@ -56,19 +56,17 @@ class session {
         continue;
       }
       if (ps == parse_status::bad_length) {
-        co_await fail(close_protocol_error);
+        co_await fail(close_protocol_error, unparseable);
         co_return;
       }
       begin_ += used;
       if (h.rsv != 0 || !is_known(h.opcode) || !h.masked) {
-        {
-          co_await fail(close_protocol_error);
-          co_return;
-        }
+        co_await fail(close_protocol_error, h.length);
+        co_return;
       }
       if (is_control(h.opcode)) {
         if (!h.fin || h.length > 125) {
-          co_await fail(close_protocol_error);
+          co_await fail(close_protocol_error, h.length);
           co_return;
         }
         auto p = std::span(control_).first(static_cast<std::size_t>(h.length));
@@ -78,19 +76,15 @@ class session {
         if (h.opcode == op_ping) {
           co_await send(op_pong, p);
         } else if (h.opcode == op_close) {
-          {
-            co_await answer_close(p);
-            co_return;
-          }
+          co_await answer_close(p);
+          co_return;
         }  // a pong needs no answer
         continue;
       }
       // A data frame: starts a message (text/binary) or continues one.
       if ((h.opcode == op_continuation) != in_message_) {
-        {
-          co_await fail(close_protocol_error);
-          co_return;
-        }
+        co_await fail(close_protocol_error, h.length);
+        co_return;
       }
       if (h.opcode != op_continuation) {
         in_message_ = true;
@@ -99,7 +93,7 @@ class session {
         utf8_.reset();
       }
       if (h.length > o_.max_message - message_.size()) {
-        co_await fail(close_too_big);
+        co_await fail(close_too_big, h.length);
         co_return;
       }
       std::size_t start = message_.size();
@@ -109,13 +103,13 @@ class session {
       if (!got) co_return;
       unmask(p, h.mask, 0);
       if (text_ && !utf8_.feed(p)) {
-        co_await fail(close_invalid_data);
+        co_await fail(close_invalid_data, 0);
         co_return;
       }
       if (!h.fin) continue;
       in_message_ = false;
       if (text_ && !utf8_.complete()) {
-        co_await fail(close_invalid_data);
+        co_await fail(close_invalid_data, 0);
         co_return;
       }
       co_await send(text_ ? op_text : op_binary, message_);
@@ -146,7 +140,8 @@ class session {
   // Fills `out` with the next bytes: the buffered ones, then straight from the stream.
   corio::task<bool> take(std::span<std::byte> out) {
     std::size_t have = std::min(out.size(), end_ - begin_);
-    std::memcpy(out.data(), in_.data() + begin_, have);
+    // An empty payload's span may have a null data(), which memcpy must not see.
+    if (have > 0) std::memcpy(out.data(), in_.data() + begin_, have);
     begin_ += have;
     while (have < out.size()) {
       std::size_t n = co_await s_.read(out.subspan(have));
@@ -189,10 +184,8 @@ class session {
     }
     utf8_validator reason;
     if (!reason.feed(p.subspan(2)) || !reason.complete()) {
-      {
-        co_await fail_no_wait(close_invalid_data);
-        co_return;
-      }
+      co_await fail_no_wait(close_invalid_data);
+      co_return;
     }
     co_await send_close(static_cast<std::uint16_t>(code));
   }
@@ -200,22 +193,41 @@ class session {
   // Our close in answer to the client's: no close of its to wait for.
   corio::task<> fail_no_wait(std::uint16_t code) { co_await send_close(code); }
 
+  // What is left of the current frame when its header cannot be parsed: the frames after it
+  // cannot be found, so only EOF (or the time limit) ends the wait for the client's close.
+  static constexpr std::uint64_t unparseable = ~std::uint64_t{0};
+
   // Fails the connection: our close frame, then the client's close (or EOF), bounded in time.
-  corio::task<> fail(std::uint16_t code) {
+  // `skip` is the unread rest of the current frame's payload (`unparseable` when unknown).
+  corio::task<> fail(std::uint16_t code, std::uint64_t skip) {
     co_await send_close(code);
     try {
-      co_await corio::timeout(o_.close_wait, drain_until_close());
+      co_await corio::timeout(o_.close_wait, drain_until_close(skip));
     } catch (const corio::timed_out&) {
     }
   }
 
-  corio::task<> drain_until_close() {
+  // Drops the client's frames (and `skip` payload bytes first) until the header of a close
+  // frame or EOF. Nothing is kept: a message in progress no longer matters.
+  corio::task<> drain_until_close(std::uint64_t skip) {
     for (;;) {
-      begin_ = end_ = 0;
-      std::size_t n = co_await s_.read(in_);
-      if (n == 0) co_return;
-      // The first byte of a close frame from the client; good enough to stop waiting.
-      if ((static_cast<std::uint8_t>(in_[0]) & 0x0F) == op_close) co_return;
+      std::uint64_t dropped = std::min<std::uint64_t>(skip, end_ - begin_);
+      begin_ += static_cast<std::size_t>(dropped);
+      skip -= dropped;
+      if (skip == 0) {
+        frame_header h;
+        std::size_t used = 0;
+        parse_status ps = parse_header(buffered(), h, used);
+        if (ps == parse_status::ok && h.opcode == op_close) co_return;
+        if (ps == parse_status::ok) {
+          begin_ += used;
+          skip = h.length;
+          continue;
+        }
+        if (ps == parse_status::bad_length) skip = unparseable;
+      }
+      const bool more = co_await fill();
+      if (!more) co_return;
     }
   }
 

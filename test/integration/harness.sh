@@ -22,6 +22,9 @@ fail() {
 start_sample() {
   local name=$1
   shift
+  # Empty the log first: the redirection below truncates it only once the child runs, and the
+  # previous server's "listening on" line must not be read as this one's.
+  : >"$work/server.log"
   "$dir/$name" "$@" >"$work/server.log" 2>&1 &
   server=$!
   pids+=($server)

@@ -4,6 +4,8 @@
 //                 codes, 100 concurrent clients.
 //   MODE raw:     protocol violations get the right close code; bad handshakes the right status.
 //   MODE toobig:  (server started with a small --max-message) a big message gets close 1009.
+//   MODE hold:    opens clients, prints "holding" and waits until the server ends them (the
+//                 script stops the server meanwhile); exits 0 once every client saw its end.
 // Prints one line per check; exits 1 at the first failure.
 "use strict";
 const path = require("path");
@@ -36,6 +38,7 @@ function nextMessage(ws) {
   return new Promise((resolve, reject) => {
     ws.once("message", (data, isBinary) => resolve({ data, isBinary }));
     ws.once("error", reject);
+    ws.once("close", (code) => reject(new Error(`closed with ${code} while awaiting a message`)));
   });
 }
 function closed(ws) {
@@ -75,11 +78,26 @@ async function echo() {
   if (f.data.toString() !== whole.toString()) fail(`fragmented echo gave '${f.data}'`);
   ok("fragmented message reassembled (split character, ping between fragments)");
 
+  // A binary message in three 1 MiB fragments (random bytes), an empty fragment among them.
+  const parts = [pattern(1 << 20, 1), pattern(0, 2), pattern(1 << 20, 3), pattern(1 << 20, 4)];
+  parts.forEach((d, i) => ws.send(d, { binary: true, fin: i === parts.length - 1 }));
+  const fb = await nextMessage(ws);
+  if (!fb.isBinary || !Buffer.from(fb.data).equals(Buffer.concat(parts))) {
+    fail("fragmented binary echo");
+  }
+  ok("fragmented 3 MiB binary message reassembled byte-exact");
+
   const pong = new Promise((resolve) => ws.once("pong", resolve));
   ws.ping(Buffer.from("ping-data"));
   const p = await pong;
   if (p.toString() !== "ping-data") fail(`pong carried '${p}'`);
-  ok("ping answered by a pong with the same data");
+  for (const n of [0, 125]) {
+    const pong2 = new Promise((resolve) => ws.once("pong", resolve));
+    const data = pattern(n, 7);
+    ws.ping(data);
+    if (!Buffer.from(await pong2).equals(data)) fail(`pong for a ${n}-byte ping`);
+  }
+  ok("ping answered by a pong with the same data (0, 9 and 125 bytes)");
 
   const c = closed(ws);
   ws.close(1000, "bye");
@@ -110,18 +128,21 @@ async function echo() {
 }
 
 // A raw connection that completed the handshake; returns the socket and its byte queue.
-function rawUpgrade(headers) {
+// `early` is written in the same write as the request (frames before the 101 arrives).
+function rawUpgrade(headers, early) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, "127.0.0.1");
     let buf = Buffer.alloc(0);
+    let endedAt = null;
+    const ended = new Promise((r) => sock.once("close", () => r((endedAt = Date.now()))));
     sock.on("data", (d) => (buf = Buffer.concat([buf, d])));
-    sock.on("error", reject);
+    sock.on("error", () => {});  // a reset shows as the close event
     const key = crypto.randomBytes(16).toString("base64");
     const lines = headers || [
       "GET / HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade",
       `Sec-WebSocket-Key: ${key}`, "Sec-WebSocket-Version: 13",
     ];
-    sock.write(lines.join("\r\n") + "\r\n\r\n");
+    sock.write(Buffer.concat([Buffer.from(lines.join("\r\n") + "\r\n\r\n"), early || Buffer.alloc(0)]));
     const started = Date.now();
     const poll = setInterval(() => {
       const end = buf.indexOf("\r\n\r\n");
@@ -129,8 +150,8 @@ function rawUpgrade(headers) {
         clearInterval(poll);
         const head = buf.subarray(0, end).toString();
         buf = buf.subarray(end + 4);
-        resolve({ sock, head, rest: () => buf, key });
-      } else if (Date.now() - started > 5000) {
+        resolve({ sock, head, rest: () => buf, key, ended, endedAt: () => endedAt });
+      } else if (Date.now() - started > 5000 || endedAt !== null) {
         clearInterval(poll);
         reject(new Error("no handshake answer"));
       }
@@ -153,8 +174,8 @@ function frame(opcode, payload, { fin = true, mask = true, rsv = 0 } = {}) {
   for (let i = 0; i < body.length; i++) body[i] ^= key[i % 4];
   return Buffer.concat([Buffer.from(head), key, body]);
 }
-// Waits for the server's close frame; returns its code.
-function closeCode(conn) {
+// Waits for the server's close frame; returns its code (1005 for none) and when it arrived.
+function closeFrame(conn) {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const poll = setInterval(() => {
@@ -167,8 +188,7 @@ function closeCode(conn) {
         if (at + len > b.length) break;
         if (op === 0x8) {
           clearInterval(poll);
-          conn.sock.destroy();
-          return resolve(len >= 2 ? b.readUInt16BE(at) : 1005);
+          return resolve({ code: len >= 2 ? b.readUInt16BE(at) : 1005, at: Date.now() });
         }
         i = at + len;
       }
@@ -185,9 +205,34 @@ async function expectClose(what, bytes, code) {
   const conn = await rawUpgrade();
   if (!conn.head.startsWith("HTTP/1.1 101")) fail(`${what}: handshake answered '${conn.head}'`);
   conn.sock.write(bytes);
-  const got = await closeCode(conn);
+  const got = (await closeFrame(conn)).code;
+  conn.sock.destroy();
   if (got !== code) fail(`${what}: close ${got}, expected ${code}`);
   ok(`${what} -> close ${code}`);
+}
+
+// After the server's close for a violation: with `reply` our close frame must end the TCP
+// connection at once; without, the server gives up waiting after its bound (2 s).
+async function expectClosingHandshake(what, bytes, code, reply) {
+  const conn = await rawUpgrade();
+  conn.sock.write(bytes);
+  const got = await closeFrame(conn);
+  if (got.code !== code) fail(`${what}: close ${got.code}, expected ${code}`);
+  if (reply) {
+    // The server reads on through the rest of the offending frame: it must still be waiting.
+    await new Promise((r) => setTimeout(r, 300));
+    if (conn.endedAt() !== null) fail(`${what}: TCP ended before our close frame`);
+    conn.sock.write(frame(0x8, Buffer.from([code >> 8, code & 0xff])));
+  }
+  const timer = setTimeout(() => conn.sock.destroy(), 8000);
+  const end = await conn.ended;
+  clearTimeout(timer);
+  const waited = end - got.at - (reply ? 300 : 0);
+  if (reply && waited > 1000) fail(`${what}: TCP ended ${waited} ms after our close frame`);
+  if (!reply && (waited < 1500 || waited > 6000)) {
+    fail(`${what}: TCP ended ${waited} ms after the server's close, expected about 2 s`);
+  }
+  ok(`${what} -> close ${code}, TCP ended ${reply ? "after our close" : "after about 2 s"}`);
 }
 
 async function expectStatus(what, headers, status) {
@@ -198,6 +243,9 @@ async function expectStatus(what, headers, status) {
 }
 
 async function raw() {
+  // A client that stays connected through all the violations below.
+  const bystander = await open();
+
   // The accept key of a real handshake.
   const conn = await rawUpgrade();
   const want = crypto.createHash("sha1")
@@ -205,6 +253,15 @@ async function raw() {
   if (!conn.head.includes(`Sec-WebSocket-Accept: ${want}`)) fail(`accept key: '${conn.head}'`);
   conn.sock.destroy();
   ok("Sec-WebSocket-Accept matches");
+
+  // Frames sent together with the request: the reader's bytes past the head are the session's.
+  const early = await rawUpgrade(null, Buffer.concat([frame(0x1, Buffer.from("early")),
+                                                      frame(0x9, Buffer.from("p"))]));
+  await new Promise((r) => setTimeout(r, 200));
+  const want2 = Buffer.from([0x81, 5, ...Buffer.from("early"), 0x8a, 1, 0x70]);
+  if (!early.rest().equals(want2)) fail(`frames sent with the request: got ${early.rest().toString("hex")}`);
+  early.sock.destroy();
+  ok("frames sent in the same write as the upgrade request are echoed");
 
   await expectClose("unmasked frame", frame(0x1, Buffer.from("hi"), { mask: false }), 1002);
   await expectClose("invalid UTF-8 text", frame(0x1, Buffer.from([0x68, 0xc0, 0xaf])), 1007);
@@ -223,6 +280,17 @@ async function raw() {
   await expectClose("close with an invalid UTF-8 reason",
     frame(0x8, Buffer.from([0x03, 0xe8, 0xff])), 1007);
   await expectClose("close 1001 echoed", frame(0x8, Buffer.from([0x03, 0xe9])), 1001);
+  await expectClose("close without a code", frame(0x8, Buffer.alloc(0)), 1005);
+
+  // The bounded wait for the client's close after a violation, with the offending frame's
+  // payload (random bytes, in two frames' worth) still arriving.
+  const big = pattern(200000, 9);
+  await expectClosingHandshake("unmasked 200 kB frame, client answers the close",
+    frame(0x2, big, { mask: false }), 1002, true);
+  await expectClosingHandshake("reserved opcode 3 with 200 kB, client answers the close",
+    frame(0x3, big), 1002, true);
+  await expectClosingHandshake("invalid UTF-8, client never answers",
+    frame(0x1, Buffer.from([0xff])), 1007, false);
 
   const base = ["GET / HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade"];
   await expectStatus("a bad Sec-WebSocket-Key",
@@ -231,7 +299,11 @@ async function raw() {
     [...base, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="], 426);
   await expectStatus("a plain GET", ["GET / HTTP/1.1", "Host: x"], 426);
 
-  // The server still serves a well-behaved client after all that.
+  // The server still serves a well-behaved client after all that, and the one connected before.
+  bystander.send("bystander");
+  const bm = await nextMessage(bystander);
+  if (bm.data.toString() !== "bystander") fail("echo to the client connected throughout");
+  bystander.close(1000);
   const ws = await open();
   ws.send("still here");
   const m = await nextMessage(ws);
@@ -254,9 +326,31 @@ async function toobig() {
   const r2 = await c2;
   if (r2.code !== 1009) fail(`fragments over the limit closed with ${r2.code}`);
   ok("fragments above --max-message -> close 1009");
+  // Random bytes (masked payloads are random anyway) in many frames: the server drops them
+  // while it waits for our close, which must come back cleanly.
+  const ws3 = await open();
+  const c3 = closed(ws3);
+  ws3.send(pattern(300000, 5), { binary: true });
+  const r3 = await c3;
+  if (r3.code !== 1009) fail(`a 300000-byte random message closed with ${r3.code}`);
+  ok("random 300 kB message -> close 1009");
 }
 
-const modes = { echo, raw, toobig };
+async function hold() {
+  console.log("hold: starting");
+  const clients = await Promise.all(Array.from({ length: 3 }, () => open()));
+  console.log("hold: open");
+  const ends = clients.map((w) => closed(w));
+  for (const w of clients) {
+    w.send("held");
+    await nextMessage(w);
+  }
+  console.log("holding");
+  await Promise.all(ends);
+  ok("3 open WebSocket clients ended by the server's exit");
+}
+
+const modes = { echo, raw, toobig, hold };
 const timer = setTimeout(() => fail(`${mode} took more than 120 s`), 120000);
 modes[mode]()
   .then(() => {

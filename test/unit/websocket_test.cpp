@@ -89,6 +89,19 @@ TEST_SUITE("websocket") {
           ws::parse_status::bad_length);
   }
 
+  TEST_CASE("the smallest length of each extended form is accepted") {
+    ws::frame_header h;
+    std::size_t used = 0;
+    CHECK(parse_all(bytes({0x82, 0xFE, 0x00, 0x7E, 1, 2, 3, 4}), h, used) == ws::parse_status::ok);
+    CHECK(h.length == 126);
+    CHECK(parse_all(bytes({0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}), h, used) ==
+          ws::parse_status::ok);
+    CHECK(h.length == 65536);
+    CHECK(parse_all(bytes({0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4}),
+                    h, used) == ws::parse_status::ok);
+    CHECK(h.length == 0x7FFF'FFFF'FFFF'FFFFull);
+  }
+
   TEST_CASE("server headers round-trip through the parser") {
     for (std::uint64_t len : {0ull, 125ull, 126ull, 65535ull, 65536ull, 1ull << 40}) {
       std::array<std::byte, 10> out;
@@ -133,6 +146,30 @@ TEST_SUITE("websocket") {
     CHECK_FALSE(valid_utf8_split(bytes({0x80})));        // stray continuation
     CHECK_FALSE(valid_utf8_split(bytes({0xE2, 0x82})));  // truncated at the end
     CHECK_FALSE(valid_utf8_split(bytes({0xCE, 0xBA, 0xFF})));
+  }
+
+  TEST_CASE("UTF-8: the edges of each range") {
+    CHECK(valid_utf8_split(bytes({0x7F})));
+    CHECK(valid_utf8_split(bytes({0xC2, 0x80})));                    // U+0080
+    CHECK(valid_utf8_split(bytes({0xDF, 0xBF})));                    // U+07FF
+    CHECK(valid_utf8_split(bytes({0xE0, 0xA0, 0x80})));              // U+0800
+    CHECK(valid_utf8_split(bytes({0xED, 0x9F, 0xBF})));              // U+D7FF
+    CHECK(valid_utf8_split(bytes({0xEE, 0x80, 0x80})));              // U+E000
+    CHECK(valid_utf8_split(bytes({0xF0, 0x90, 0x80, 0x80})));        // U+10000
+    CHECK(valid_utf8_split(bytes({0xF4, 0x8F, 0xBF, 0xBF})));        // U+10FFFF
+    CHECK_FALSE(valid_utf8_split(bytes({0xC1, 0xBF})));              // overlong U+007F
+    CHECK_FALSE(valid_utf8_split(bytes({0xE0, 0x9F, 0xBF})));        // overlong U+07FF
+    CHECK_FALSE(valid_utf8_split(bytes({0xF0, 0x8F, 0xBF, 0xBF})));  // overlong U+FFFF
+    CHECK_FALSE(valid_utf8_split(bytes({0xC2, 0x41})));              // ASCII as continuation
+    CHECK_FALSE(valid_utf8_split(bytes({0xE2, 0x82, 0xAC, 0xAC})));  // one continuation too many
+    // Once invalid, always invalid: valid bytes after the error do not repair it.
+    ws::utf8_validator v;
+    CHECK_FALSE(v.feed(bytes({0xFF})));
+    CHECK_FALSE(v.feed(bytes("abc")));
+    CHECK_FALSE(v.complete());
+    v.reset();
+    CHECK(v.feed(bytes("abc")));
+    CHECK(v.complete());
   }
 
   TEST_CASE("the handshake: RFC 6455's example key, and malformed keys") {
