@@ -7,6 +7,7 @@
 // Stops cleanly on SIGINT or SIGTERM.
 #include "common/cli.hpp"
 #include "common/signals.hpp"
+#include "http/cli_options.hpp"
 #include "http/server.hpp"
 
 #include <corio/corio.hpp>
@@ -45,18 +46,8 @@ int main(int argc, char** argv) {
   http::server_options options;
   auto cli = samples::parse(
       argc, argv, "http_server: an HTTP/1.1 server (keep-alive, pipelining, chunked bodies)",
-      {{"bind", "address to listen on (default 127.0.0.1)",
-        [&](std::string_view v) { bind = std::string(v); }},
-       {"root", "serve the files under DIR as GET /static/<path>",
-        [&](std::string_view v) { root = std::string(v); }},
-       {"header-timeout-ms", "a request's head must arrive within this (default 10000)",
-        [&](std::string_view v) {
-          options.request_limits.head_timeout =
-              std::chrono::milliseconds(samples::number("header-timeout-ms", v, 86'400'000));
-        }},
-       {"max-body", "largest request body in bytes (default 1048576)", [&](std::string_view v) {
-          options.request_limits.max_body_bytes = samples::number("max-body", v, 1ul << 40);
-        }}});
+      http::server_cli_options(bind, root, options,
+                               "a request's head must arrive within this (default 10000)"));
   try {
     std::optional<http::static_files> files;
     if (!root.empty()) options.files = &files.emplace(root);

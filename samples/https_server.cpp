@@ -8,6 +8,7 @@
 // Stops cleanly on SIGINT or SIGTERM.
 #include "common/cli.hpp"
 #include "common/signals.hpp"
+#include "http/cli_options.hpp"
 #include "http/server.hpp"
 
 #include <corio/corio.hpp>
@@ -50,23 +51,15 @@ corio::task<> accept_loop(tcp_listener& listener, const tls::context& ctx,
 int main(int argc, char** argv) {
   std::string bind = "127.0.0.1", root, cert, key;
   http::server_options options;
+  auto extra = http::server_cli_options(
+      bind, root, options, "the handshake, then each request's head, within this (10000)");
+  extra.insert(extra.begin(), {{"cert", "certificate chain (PEM) (required)",
+                                [&](std::string_view v) { cert = std::string(v); }},
+                               {"key", "private key (PEM) (required)",
+                                [&](std::string_view v) { key = std::string(v); }}});
   auto cli = samples::parse(
       argc, argv, "https_server: the HTTP/1.1 sample server over TLS (corio::tls, OpenSSL)",
-      {{"cert", "certificate chain (PEM) (required)",
-        [&](std::string_view v) { cert = std::string(v); }},
-       {"key", "private key (PEM) (required)", [&](std::string_view v) { key = std::string(v); }},
-       {"bind", "address to listen on (default 127.0.0.1)",
-        [&](std::string_view v) { bind = std::string(v); }},
-       {"root", "serve the files under DIR as GET /static/<path>",
-        [&](std::string_view v) { root = std::string(v); }},
-       {"header-timeout-ms", "the handshake, then each request's head, within this (10000)",
-        [&](std::string_view v) {
-          options.request_limits.head_timeout =
-              std::chrono::milliseconds(samples::number("header-timeout-ms", v, 86'400'000));
-        }},
-       {"max-body", "largest request body in bytes (default 1048576)", [&](std::string_view v) {
-          options.request_limits.max_body_bytes = samples::number("max-body", v, 1ul << 40);
-        }}});
+      std::move(extra));
   if (cert.empty() || key.empty()) {
     fmt::print(stderr, "https_server: --cert FILE and --key FILE are required (see --help)\n");
     return 2;
