@@ -4,6 +4,8 @@
 // submission, waiting, reaping); the fault-injection build replaces what happens behind it.
 #pragma once
 
+#include <corio/features.hpp>
+
 #include <liburing.h>
 
 #include <cstdint>
@@ -17,21 +19,21 @@ struct ring_config {
   unsigned sqpoll_idle_ms = 50;
 };
 
-/// What the running kernel supports, found by creating a throw-away ring (probe_kernel).
-struct kernel_features {
+/// What the running kernel supports, found by creating throw-away rings (probe_kernel): the
+/// public report (runtime::features()) plus the setup flags it stands for.
+struct kernel_features : corio::kernel_features {
   unsigned setup_flags = 0;  // the IORING_SETUP_* flags every worker ring is created with
-  bool single_issuer = false;
-  bool defer_taskrun = false;
-  bool taskrun_flag = false;  // the kernel flags pending task work in the SQ ring (no blind enter)
-  bool msg_ring = false;      // IORING_OP_MSG_RING: worker-to-worker wake-ups
-  bool cancel_any = false;    // IORING_ASYNC_CANCEL_ANY: cancel everything at shutdown
-  bool ext_arg = false;       // wait with a timeout without a timeout SQE
-  bool register_ring_fd = false;
 };
 
 /// Creates and destroys a ring the way workers will, trying the best flags first and falling back
-/// (DEFER_TASKRUN, then COOP_TASKRUN, then no task-run flags). Throws std::system_error whose
-/// message names the cause and the fix when io_uring is unusable or lacks what corio needs.
+/// (DEFER_TASKRUN, then COOP_TASKRUN, then no task-run flags), then probes opcodes and trials.
+/// Throws std::system_error whose message names the cause and the fix when io_uring is unusable
+/// or lacks what corio needs.
+///
+/// For tests, the environment variable CORIO_TEST_DISABLE_FEATURES (comma-separated names of
+/// single_issuer, defer_taskrun, coop_taskrun, taskrun_flag, msg_ring, cancel_any, ext_arg,
+/// register_ring_fd) makes the probe behave as if the kernel lacked them: setup flags are treated
+/// as refused (EINVAL), the rest as absent. An unknown name throws std::invalid_argument.
 kernel_features probe_kernel(const ring_config& config);
 
 /// One io_uring. Not thread-safe: every member is owner-only, except fd() (read by peers that

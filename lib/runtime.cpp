@@ -25,6 +25,9 @@ runtime::~runtime() = default;
 runtime_stats runtime::stats() const {
   return core_->stats();
 }
+const kernel_features& runtime::features() const noexcept {
+  return core_->features();
+}
 std::size_t runtime::worker_count() const noexcept {
   return core_->worker_count();
 }

@@ -76,6 +76,7 @@ void worker::open() {
   ring_fd_.store(ring_->fd(), std::memory_order_release);  // pairs: acquire in wake()
   draining_ = false;
   in_flight_.store(0, std::memory_order_relaxed);
+  counters_.last_poll_ns = 0;  // the time between sessions is no gap
   open_.store(true, std::memory_order_release);
   arm_eventfd();
 }
@@ -287,6 +288,16 @@ void worker::arm_timer(timer_node* t) {
 
 bool worker::poll() {
   since_poll_ = 0;
+  // The one clock read per poll: the gap since the previous poll is how long completions and
+  // timers waited behind running tasks (a park in between resets last_poll_ns: idle, not late).
+  std::int64_t now = steady_now_ns();
+  if (counters_.last_poll_ns != 0) {
+    auto gap = static_cast<std::uint64_t>(now - counters_.last_poll_ns);
+    if (gap > counters_.longest_poll_gap_ns.load(std::memory_order_relaxed)) {
+      counters_.longest_poll_gap_ns.store(gap, std::memory_order_relaxed);
+    }
+  }
+  counters_.last_poll_ns = now;
   if (ring_->needs_enter(in_flight())) {
     (void)ring_->submit_and_get_events();  // errors: the SQEs stay queued and go next time
     worker_counters::bump(counters_.enter_calls);
@@ -402,6 +413,7 @@ void worker::park_and_wait() {
   std::int64_t timeout = -1;
   if (!timers_.empty()) timeout = std::max<std::int64_t>(0, timers_.earliest() - steady_now_ns());
   worker_counters::bump(counters_.parks);
+  counters_.last_poll_ns = 0;
   worker_counters::bump(counters_.enter_calls);
   (void)ring_->submit_and_wait(timeout);  // -ETIME / -EINTR: just look around again
   searching_ = idle.unpark(*this);
@@ -547,6 +559,7 @@ worker_stats worker::snapshot() const noexcept {
   s.wakeups_sent = get(counters_.wakeups_sent);
   s.timers_fired = get(counters_.timers_fired);
   s.accept_pauses = get(counters_.accept_pauses);
+  s.longest_poll_gap_ns = get(counters_.longest_poll_gap_ns);
   s.queue_depth = queue_.approx_len();
   s.ops_in_flight = in_flight();
   return s;

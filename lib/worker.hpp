@@ -39,6 +39,12 @@ struct worker_counters {
   std::atomic<std::uint64_t> tasks_polled{0}, steals{0}, tasks_stolen{0}, global_pops{0},
       overflows{0}, sqes_submitted{0}, cqes_reaped{0}, enter_calls{0}, parks{0}, wakeups_sent{0},
       timers_fired{0}, spawned{0}, accept_pauses{0};
+  /// The longest time between the starts of two consecutive poll() calls without a park between
+  /// them (worker_stats::longest_poll_gap_ns).
+  std::atomic<std::uint64_t> longest_poll_gap_ns{0};
+  /// Owner-only: when the last poll() started (steady clock); 0 after a park or at a session's
+  /// start, when the next poll() starts a new interval instead of ending one.
+  std::int64_t last_poll_ns = 0;
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }

@@ -7,6 +7,7 @@
 #include <corio/completion_queue.hpp>
 #include <corio/error.hpp>
 #include <corio/fd_stream.hpp>
+#include <corio/features.hpp>
 #include <corio/file.hpp>
 #include <corio/join_handle.hpp>
 #include <corio/net.hpp>

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <corio/detail/root.hpp>
+#include <corio/features.hpp>
 #include <corio/join_handle.hpp>
 #include <corio/stats.hpp>
 #include <corio/task.hpp>
@@ -56,7 +57,12 @@ void run_main(runtime_core& rt, task_header* main);
 /// a runtime checks that io_uring is usable and throws std::system_error naming the cause if not.
 class runtime {
  public:
+  /// Resolves `options` (std::invalid_argument for an out-of-range value), probes the kernel's
+  /// io_uring (std::system_error naming the cause if it is unusable) and prepares the workers;
+  /// starts no thread and sets up no worker ring (block_on does).
   explicit runtime(runtime_options options = {});
+  /// Destroys the tasks that runtime::spawn queued and no block_on ran. Must not be called while
+  /// block_on runs.
   ~runtime();
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -84,8 +90,12 @@ class runtime {
 
   /// Counters of every worker; callable from any thread at any time.
   [[nodiscard]] runtime_stats stats() const;
+  /// What the kernel's io_uring offered when this runtime was constructed (probed once then);
+  /// callable from any thread, valid as long as the runtime.
+  [[nodiscard]] const kernel_features& features() const noexcept;
   /// The number of workers block_on runs (options().workers resolved).
   [[nodiscard]] std::size_t worker_count() const noexcept;
+  /// The options as resolved by the constructor (workers 0 replaced by the worker count).
   [[nodiscard]] const runtime_options& options() const noexcept;
 
  private:

@@ -179,7 +179,59 @@ TEST_SUITE("runtime") {
     CHECK(a.find("workers=2") != std::string::npos);
     CHECK(a.find("spawned=2") != std::string::npos);
     CHECK(os.str().find("depths=[") != std::string::npos);
+    CHECK(a.find(" longest_poll_gap_ns=") != std::string::npos);
     CHECK(a.find('\n') == std::string::npos);
+  }
+
+  TEST_CASE("worker_stats print as one line; total() sums the counters and takes the longest gap") {
+    corio::runtime_stats s;
+    s.workers.resize(2);
+    s.workers[0].tasks_polled = 3;
+    s.workers[0].longest_poll_gap_ns = 5'000;
+    s.workers[1].tasks_polled = 4;
+    s.workers[1].queue_depth = 2;
+    s.workers[1].longest_poll_gap_ns = 7'000;
+    corio::worker_stats t = s.total();
+    CHECK(t.tasks_polled == 7);
+    CHECK(t.queue_depth == 2);
+    CHECK(t.longest_poll_gap_ns == 7'000);
+    std::string a = fmt::format("{}", s.workers[1]);
+    std::ostringstream os;
+    os << s.workers[1];
+    CHECK(a == os.str());
+    CHECK(a == corio::to_string(s.workers[1]));
+    CHECK(a.rfind("polled=4 ", 0) == 0);
+    CHECK(a.find(" depth=2 ") != std::string::npos);
+    CHECK(a.find(" longest_poll_gap_ns=7000") != std::string::npos);
+    CHECK(a.find('\n') == std::string::npos);
+    CHECK(fmt::format("{}", s).find(" longest_poll_gap_ns=7000 ") != std::string::npos);
+  }
+
+  TEST_CASE("a task that blocks its worker for 20 ms shows as a poll gap of at least 15 ms") {
+    corio::runtime rt{{.workers = 1}};
+    rt.block_on([]() -> task<> {
+      co_await corio::sleep_for(1ms);     // the worker parks, then polls to fire the timer
+      std::this_thread::sleep_for(20ms);  // blocks the worker without suspending
+      co_await corio::sleep_for(1ms);     // the worker polls again only now
+    }());
+    corio::runtime_stats s = rt.stats();
+    CHECK(s.workers[0].longest_poll_gap_ns >= 15'000'000);
+    CHECK(s.total().longest_poll_gap_ns == s.workers[0].longest_poll_gap_ns);
+    std::string gap = fmt::format(" longest_poll_gap_ns={} ", s.workers[0].longest_poll_gap_ns);
+    CHECK(fmt::format("{}", s).find(gap) != std::string::npos);
+  }
+
+  TEST_CASE("parking and the time between sessions are no poll gap") {
+    corio::runtime rt{{.workers = 1}};
+    auto sleepy = []() -> task<> {
+      for (int i = 0; i < 3; ++i) co_await corio::sleep_for(40ms);  // the worker parks
+    };
+    rt.block_on(sleepy());
+    std::this_thread::sleep_for(60ms);  // no session: the worker does not run
+    rt.block_on(sleepy());
+    corio::runtime_stats s = rt.stats();
+    CHECK(s.workers[0].parks >= 6);
+    CHECK(s.workers[0].longest_poll_gap_ns < 30'000'000);
   }
 
   TEST_CASE("two runtimes run at the same time on two threads") {
