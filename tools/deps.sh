@@ -3,7 +3,8 @@
 #   tools/deps.sh build      compilers, meson, liburing, fmt, doctest; OpenSSL and http-parser
 #                            for TLS and the protocol samples; the real clients the tests drive
 #                            (socat, curl, wrk, openssl, node with npm for the `ws` package)
-#   tools/deps.sh ci         + clang-14 and its sanitizer runtimes, clang-format
+#   tools/deps.sh ci         + clang-14 and its sanitizer runtimes, clang-format, doxygen (the API
+#                            reference check, tools/api-docs)
 set -euo pipefail
 want=(g++ meson ninja-build pkg-config liburing-dev libfmt-dev doctest-dev
       libssl-dev openssl libhttp-parser-dev socat curl wrk)
@@ -12,7 +13,7 @@ command -v node >/dev/null || want+=(nodejs)
 command -v npm >/dev/null || want+=(npm)
 case "${1:-build}" in
   build) ;;
-  ci) want+=(clang-14 libclang-rt-14-dev clang-format) ;;
+  ci) want+=(clang-14 libclang-rt-14-dev clang-format doxygen) ;;
   *) echo "usage: $0 [build|ci]" >&2; exit 2 ;;
 esac
 missing=()

@@ -23,6 +23,7 @@ std::span<const std::byte> as_bytes(std::span<T, N> s) noexcept {
 inline std::span<std::byte> as_writable_bytes(std::string& s) noexcept {
   return {reinterpret_cast<std::byte*>(s.data()), s.size()};
 }
+/// Writable bytes of any contiguous range of trivially copyable values (std::as_writable_bytes).
 template <class T, std::size_t N>
 std::span<std::byte> as_writable_bytes(std::span<T, N> s) noexcept {
   return std::as_writable_bytes(s);

@@ -28,9 +28,9 @@ class channel_closed : public std::system_error {
 
 /// What try_send did.
 enum class send_status {
-  sent,    // the value is in the channel (or with a receiver); it was moved from
-  full,    // no room and no waiting receiver; the value was left alone
-  closed,  // the channel is closed for senders; the value was left alone
+  sent,    ///< the value is in the channel (or with a receiver); it was moved from
+  full,    ///< no room and no waiting receiver; the value was left alone
+  closed,  ///< the channel is closed for senders; the value was left alone
 };
 
 template <class T>
@@ -366,6 +366,7 @@ class sender : public detail::channel_handle<T, true> {
     std::lock_guard g(core().lock);
     return core_->send_locked(value);
   }
+  /// The same for an rvalue: moved from only if it returns send_status::sent.
   send_status try_send(T&& value) { return try_send(value); }
   /// Sends from a thread outside the runtime, blocking it while the channel is full. Throws
   /// std::logic_error on a worker thread, channel_closed as send does.

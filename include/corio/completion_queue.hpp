@@ -60,6 +60,7 @@ class completion_queue {
   /// One finished task: its tag, and its value or exception.
   class event {
    public:
+    /// The tag given to spawn() with the task.
     Tag tag;
 
     /// The task's value (nothing for T = void), or rethrows the task's exception. The lvalue
@@ -68,12 +69,14 @@ class completion_queue {
       if (error_) std::rethrow_exception(error_);
       if constexpr (!std::is_void_v<T>) return *value_;
     }
+    /// The task's value moved out of the event, or rethrows the task's exception.
     T value() && {
       if (error_) std::rethrow_exception(error_);
       if constexpr (!std::is_void_v<T>) return std::move(*value_);
     }
     /// Whether the task ended with an exception (value() would rethrow it).
     [[nodiscard]] bool has_exception() const noexcept { return error_ != nullptr; }
+    /// The task's exception, or null if it returned a value.
     [[nodiscard]] const std::exception_ptr& exception() const noexcept { return error_; }
 
    private:
@@ -87,6 +90,7 @@ class completion_queue {
   /// The awaiter of next(); lives in the awaiting frame.
   class next_op : detail::group_wait {
    public:
+    /// Made by next().
     explicit next_op(detail::child_group& g) noexcept : group_wait(g, kind::next_event, true) {}
     bool await_ready() noexcept { return try_now(); }
     void await_suspend(std::coroutine_handle<> h) { suspend(h); }
@@ -100,7 +104,9 @@ class completion_queue {
     }
   };
 
+  /// An empty queue; allocates its shared state.
   completion_queue() : g_(detail::child_group::mode::collect) {}
+  /// Takes over `other`'s tasks and events; `other` must then only be destroyed or assigned to.
   completion_queue(completion_queue&&) noexcept = default;
   /// Cancels the tasks of this queue (as the destructor does) and takes over `other`'s.
   completion_queue& operator=(completion_queue&& other) noexcept {

@@ -11,20 +11,25 @@
 namespace corio {
 
 /// Error conditions of corio's own, in the "corio" error category (errno conditions use the
-/// generic category).
+/// generic category). errc is an error code enum: `ec == corio::errc::unexpected_eof` works on any
+/// std::error_code.
 enum class errc {
-  unexpected_eof = 1,  // read_exact: the stream ended before the buffer was full
-  stream_closed = 2,   // the stream was closed by another task while this operation was in flight
+  unexpected_eof = 1,  ///< read_exact: the stream ended before the buffer was full
+  stream_closed = 2,   ///< the stream was closed by another task while this operation was in flight
 };
+/// The "corio" error category of corio::errc; one object for the whole process.
 const std::error_category& corio_category() noexcept;
+/// `e` as a std::error_code in corio_category() (found by argument-dependent lookup).
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), corio_category()};
 }
 
 }  // namespace corio
 
+/// @cond
 template <>
 struct std::is_error_code_enum<corio::errc> : std::true_type {};
+/// @endcond
 
 namespace corio {
 
@@ -35,6 +40,7 @@ class operation_cancelled : public std::system_error {
  public:
   operation_cancelled()
       : std::system_error(ECANCELED, std::generic_category(), "corio: operation cancelled") {}
+  /// With a message of its own: what() is `what`, then ": " and the errno's description.
   explicit operation_cancelled(const std::string& what)
       : std::system_error(ECANCELED, std::generic_category(), what) {}
 };
@@ -45,6 +51,7 @@ class timed_out : public std::system_error {
  public:
   timed_out()
       : std::system_error(ETIMEDOUT, std::generic_category(), "corio: operation timed out") {}
+  /// With a message of its own: what() is `what`, then ": " and the errno's description.
   explicit timed_out(const std::string& what)
       : std::system_error(ETIMEDOUT, std::generic_category(), what) {}
 };
@@ -54,11 +61,15 @@ class timed_out : public std::system_error {
 template <class T>
 class [[nodiscard]] result {
  public:
+  /// A value (implicit, so that a function returning result<T> can `return value;`).
   result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit by design
       : v_(std::in_place_index<0>, std::move(value)) {}
+  /// An error (implicit). A default (success) error_code still makes an error result.
   result(std::error_code error) noexcept : v_(std::in_place_index<1>, error) {}  // NOLINT
 
+  /// True if there is a value.
   bool has_value() const noexcept { return v_.index() == 0; }
+  /// has_value().
   explicit operator bool() const noexcept { return has_value(); }
 
   /// The value; throws std::system_error with the error if there is none.
@@ -66,13 +77,18 @@ class [[nodiscard]] result {
     if (!has_value()) throw std::system_error(error());
     return std::get<0>(v_);
   }
+  /// The value, moved out; throws std::system_error with the error if there is none.
   T&& value() && {
     if (!has_value()) throw std::system_error(error());
     return std::get<0>(std::move(v_));
   }
+  /// The value, unchecked: without one, std::terminate is called (not an exception).
   T& operator*() & noexcept { return std::get<0>(v_); }
+  /// The value moved out, unchecked like the lvalue form.
   T&& operator*() && noexcept { return std::get<0>(std::move(v_)); }
+  /// Member access to the value, unchecked like operator*.
   T* operator->() noexcept { return &std::get<0>(v_); }
+  /// A copy of the value, or `fallback` converted to T if there is an error.
   template <class U>
   T value_or(U&& fallback) const& {
     return has_value() ? std::get<0>(v_) : static_cast<T>(std::forward<U>(fallback));
@@ -86,17 +102,24 @@ class [[nodiscard]] result {
   std::variant<T, std::error_code> v_;
 };
 
+/// The outcome of an operation that yields nothing: success, or the error it failed with.
 template <>
 class [[nodiscard]] result<void> {
  public:
+  /// Success.
   result() noexcept = default;
+  /// `error`; a default (success) error_code makes a success.
   result(std::error_code error) noexcept : error_(error) {}  // NOLINT: implicit by design
 
+  /// True on success.
   bool has_value() const noexcept { return !error_; }
+  /// has_value().
   explicit operator bool() const noexcept { return has_value(); }
+  /// Throws std::system_error with the error, if there is one.
   void value() const {
     if (error_) throw std::system_error(error_);
   }
+  /// The error; a default (success) error_code on success.
   std::error_code error() const noexcept { return error_; }
 
  private:

@@ -12,6 +12,11 @@ namespace corio {
 ///
 /// An fd_stream made from an fd owns it and closes it when destroyed (through the same safe close
 /// as sockets); `borrow` makes one that never closes it.
+///
+/// Like every ring operation, a suspended read or write resumes on whichever worker reaps its
+/// completion (or steals the task), and a cancelled one (join_handle::cancel, corio::timeout) is
+/// withdrawn with IORING_OP_ASYNC_CANCEL and throws operation_cancelled (timed_out), unless it
+/// completed first. The stream does not set O_NONBLOCK or change the fd in any other way.
 class fd_stream : public detail::stream_base {
  public:
   fd_stream() noexcept = default;
@@ -29,13 +34,15 @@ class fd_stream : public detail::stream_base {
   }
 };
 
-/// The process's standard streams, borrowed (never closed by corio).
+/// The process's standard streams, borrowed (never closed by corio): fd 0.
 inline fd_stream stdin_stream() noexcept {
   return fd_stream::borrow(0);
 }
+/// fd 1, borrowed. Its writes do not go through, or synchronise with, std::cout or stdio buffers.
 inline fd_stream stdout_stream() noexcept {
   return fd_stream::borrow(1);
 }
+/// fd 2, borrowed; unbuffered like the others.
 inline fd_stream stderr_stream() noexcept {
   return fd_stream::borrow(2);
 }

@@ -14,17 +14,19 @@ namespace corio {
 
 /// How file::open opens a file; combine with |.
 enum class open_mode : unsigned {
-  read = 1u << 0,
-  write = 1u << 1,
-  read_write = read | write,
-  create = 1u << 2,     // O_CREAT
-  truncate = 1u << 3,   // O_TRUNC
-  append = 1u << 4,     // O_APPEND: writes go to the end whatever the position
-  exclusive = 1u << 5,  // O_EXCL (with create): fail if it exists
+  read = 1u << 0,             ///< O_RDONLY (O_RDWR with write)
+  write = 1u << 1,            ///< O_WRONLY (O_RDWR with read)
+  read_write = read | write,  ///< O_RDWR
+  create = 1u << 2,           ///< O_CREAT
+  truncate = 1u << 3,         ///< O_TRUNC
+  append = 1u << 4,           ///< O_APPEND: writes go to the end whatever the position
+  exclusive = 1u << 5,        ///< O_EXCL (with create): fail if it exists
 };
+/// Both sets of flags.
 constexpr open_mode operator|(open_mode a, open_mode b) noexcept {
   return static_cast<open_mode>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
 }
+/// Whether `m` contains any of the flags in `bit`.
 constexpr bool has(open_mode m, open_mode bit) noexcept {
   return (static_cast<unsigned>(m) & static_cast<unsigned>(bit)) != 0;
 }
@@ -86,10 +88,20 @@ class size_op : public io_awaiter<size_op, std::uint64_t> {
 /// offset; read and write use and advance the file's own position (not the kernel's). Operations
 /// throw std::system_error naming the operation and fd (open: the path), or yield
 /// corio::result<T> through `.nothrow()`.
+///
+/// A suspended operation resumes on whichever worker reaps its completion (or steals the task). A
+/// cancelled one (join_handle::cancel, corio::timeout) is withdrawn with IORING_OP_ASYNC_CANCEL
+/// and throws operation_cancelled (timed_out) unless it completed first; a write interrupted that
+/// way may have written part of its buffer. The position is a plain member: a file must not be
+/// read or written at its position by two tasks at once. Destroying an open file closes it
+/// without waiting.
 class file {
  public:
+  /// Not open.
   file() noexcept = default;
+  /// Takes over `other`'s fd and position; `other` is left not open.
   file(file&&) noexcept = default;
+  /// Closes this file's fd (without waiting), then takes over `other`'s.
   file& operator=(file&&) noexcept = default;
 
   /// `co_await file::open("data.bin", open_mode::read)`; `perms` apply when creating.
@@ -145,9 +157,13 @@ class file {
   /// Closes the file (IORING_OP_CLOSE), reporting close's error.
   [[nodiscard]] detail::close_op close() { return detail::close_op(fd_); }
 
+  /// The offset read() and write() use next (corio's own, not the kernel's file position).
   std::uint64_t position() const noexcept { return position_; }
+  /// Sets the offset read() and write() use next; no system call, and no check against the size.
   void seek(std::uint64_t position) noexcept { position_ = position; }
+  /// False for a default-constructed, moved-from or closed file.
   bool is_open() const noexcept { return fd_.get() >= 0; }
+  /// The fd, or -1 when not open; still owned by the file.
   int native_handle() const noexcept { return fd_.get(); }
 
  private:

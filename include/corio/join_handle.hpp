@@ -40,9 +40,12 @@ join_handle<T> spawn_as(task<T>& t, spawn_kind kind);
 template <class T>
 class join_handle {
  public:
+  /// An empty handle (valid() is false).
   join_handle() noexcept = default;
+  /// Takes over `other`'s task; `other` is left empty.
   join_handle(join_handle&& other) noexcept
       : task_(std::exchange(other.task_, nullptr)), frame_(std::exchange(other.frame_, nullptr)) {}
+  /// Detaches the task this handle refers to (as detach() does), then takes over `other`'s.
   join_handle& operator=(join_handle&& other) noexcept {
     if (this != &other) {
       reset();
@@ -75,7 +78,11 @@ class join_handle {
     if (task_) detail::cancel_task(task_);
   }
 
-  /// Awaits the task's completion; throws std::logic_error on an empty handle.
+  /// Awaits the task's completion and yields its value (or rethrows its exception), emptying the
+  /// handle; throws std::logic_error on an empty handle, or when it must suspend on a thread that
+  /// is not a worker. If the awaiting task is cancelled while it waits, the await throws
+  /// corio::operation_cancelled, but the joined task goes on and the handle stays valid (cancel
+  /// it too, if that is meant). Resumes as the class comment says.
   auto operator co_await() noexcept {
     struct awaiter {
       join_handle& self;

@@ -21,6 +21,7 @@ namespace corio {
 /// from the body. Not copyable.
 class scope {
  public:
+  /// Made by corio::scoped for its body; not for direct use.
   explicit scope(detail::child_group& g) noexcept : g_(g) {}
   scope(const scope&) = delete;
   scope& operator=(const scope&) = delete;

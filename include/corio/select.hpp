@@ -286,8 +286,8 @@ template <class... A>
 /// A source of loop_select: a channel receiver and the handler for its values.
 template <class T, class F>
 struct on_source {
-  receiver<T>* rx;
-  F handler;
+  receiver<T>* rx;  ///< The receiver, used in place (not owned).
+  F handler;        ///< Called with each value received; a non-void result is awaited.
 };
 
 /// `corio::on(rx, handler)`: for loop_select. `handler(T)` is called for every value received on

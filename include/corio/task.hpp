@@ -195,11 +195,17 @@ class task_promise<void> final : public promise_base {
 template <class T>
 class [[nodiscard]] task {
  public:
+  /// The coroutine promise (for the compiler; not for direct use).
   using promise_type = detail::task_promise<T>;
+  /// What `co_await` on the task yields.
   using value_type = T;
 
+  /// An empty task (valid() is false): awaiting or spawning it throws std::logic_error.
   task() noexcept = default;
+  /// Takes over `other`'s coroutine; `other` is left empty.
   task(task&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+  /// Destroys this task's coroutine frame (without running it further), then takes over
+  /// `other`'s.
   task& operator=(task&& other) noexcept {
     if (this != &other) {
       if (h_) h_.destroy();
@@ -219,13 +225,16 @@ class [[nodiscard]] task {
   [[nodiscard]] bool done() const noexcept { return h_ && h_.done(); }
 
   /// Awaiting an lvalue task yields a reference to its value; awaiting an rvalue moves it out.
-  /// Awaiting an empty task throws std::logic_error.
+  /// Awaiting an empty task throws std::logic_error; awaiting a finished one does not suspend.
+  /// The awaited task runs as part of the awaiting root task, so cancelling that one
+  /// (join_handle::cancel) cancels the operations the awaited task suspends in.
   auto operator co_await() & noexcept {
     struct awaiter : awaiter_base {
       decltype(auto) await_resume() { return this->h_.promise().result(); }
     };
     return awaiter{{h_}};
   }
+  /// Awaits the task and moves its value out (or rethrows its exception); see the lvalue form.
   auto operator co_await() && noexcept {
     struct awaiter : awaiter_base {
       decltype(auto) await_resume() {

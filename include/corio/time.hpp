@@ -61,6 +61,8 @@ std::int64_t duration_to_ns(std::chrono::duration<Rep, Period> d) noexcept {
 /// The awaiter returned by sleep_for and sleep_until; lives in the awaiting frame.
 class sleep_op {
  public:
+  /// A sleep until `deadline_ns`, nanoseconds of std::chrono::steady_clock since its epoch (0: a
+  /// deadline already passed). Prefer sleep_for and sleep_until.
   explicit sleep_op(std::int64_t deadline_ns) noexcept { t_.deadline_ns = deadline_ns; }
   /// Movable until awaited (select keeps its branches in its frame); never after.
   sleep_op(sleep_op&& o) noexcept : sleep_op(o.t_.deadline_ns) {}
@@ -69,6 +71,8 @@ class sleep_op {
 
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) { return detail::arm_timer(t_, h); }
+  /// Returns once the deadline passed; throws operation_cancelled if the task has been cancelled
+  /// by the time it resumes (the sleep then ends early).
   void await_resume() const { detail::after_wait(t_.cancelled, t_.node.task); }
 
  private:

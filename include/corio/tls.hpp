@@ -36,6 +36,8 @@ namespace corio::tls {
 /// has expired").
 class error : public std::system_error {
  public:
+  /// An error with `errno_value` in the generic category, the message `what`, and the
+  /// certificate verification result (0 when verification was not the cause).
   error(int errno_value, const std::string& what, long verify_result = 0)
       : std::system_error(errno_value, std::generic_category(), what),
         verify_result_(verify_result) {}
@@ -74,8 +76,12 @@ class context {
   /// before the context is used: configuring is not synchronised with handshakes.
   void set_alpn(const std::vector<std::string>& protocols);
 
+  /// The OpenSSL SSL_CTX, for settings corio has no function for; null for a moved-from
+  /// context. Changing it while streams use it is not synchronised.
   ssl_ctx_st* native_handle() const noexcept;
+  /// @cond
   struct state;
+  /// @endcond
 
  private:
   explicit context(std::shared_ptr<state> s) noexcept : s_(std::move(s)) {}
@@ -93,11 +99,21 @@ class context {
 /// A read or handshake that is cancelled or times out while waiting for the socket leaves the
 /// stream usable. A write that is cancelled or fails after its bytes were encrypted leaves the
 /// peer with part of a record: the stream's write side is then broken, and later writes throw.
+///
+/// Every operation is a task that awaits ring operations on the socket: it resumes on whichever
+/// worker completes them (or steals the task), and cancellation (join_handle::cancel,
+/// corio::timeout, the socket timeouts) surfaces as corio::operation_cancelled (timed_out).
+/// On an empty (default-constructed or moved-from) stream, every operation and accessor but
+/// is_open() throws std::logic_error.
 class stream {
  public:
+  /// An empty stream; streams come from tls::accept and tls::connect.
   stream() noexcept;
+  /// Takes over `other`'s session; `other` is left empty. Operations already running go on.
   stream(stream&&) noexcept;
+  /// Ends this stream's session as the destructor does, then takes over `other`'s.
   stream& operator=(stream&&) noexcept;
+  /// Frees the session and closes the socket without waiting (and without close_notify).
   ~stream();
 
   /// Decrypted bytes, up to `buf.size()`; 0 when the peer ended the session with close_notify.
@@ -108,6 +124,7 @@ class stream {
   [[nodiscard]] task<std::size_t> write(std::span<const std::byte> buf);
   /// Encrypts and sends all of `buf`; returns its size.
   [[nodiscard]] task<std::size_t> write_all(std::span<const std::byte> buf);
+  /// Encrypts and sends all of `text`; returns its size.
   [[nodiscard]] task<std::size_t> write_all(std::string_view text) {
     return write_all(std::as_bytes(std::span(text.data(), text.size())));
   }
@@ -123,21 +140,28 @@ class stream {
   void set_read_timeout(std::chrono::duration<Rep, Period> d) {
     socket().set_read_timeout(d);
   }
+  /// The write-side counterpart of set_read_timeout.
   template <class Rep, class Period>
   void set_write_timeout(std::chrono::duration<Rep, Period> d) {
     socket().set_write_timeout(d);
   }
 
+  /// False for an empty stream or once its socket was closed.
   bool is_open() const noexcept;
   /// The TCP socket underneath. Reading or writing it directly corrupts the TLS session.
   net::tcp_stream& socket();
+  /// The socket's peer address (getpeername); throws std::system_error.
   net::socket_address peer_address() const;
+  /// The socket's local address (getsockname); throws std::system_error.
   net::socket_address local_address() const;
-  /// The negotiated protocol version ("TLSv1.3") and application protocol ("" when none).
+  /// The negotiated protocol version ("TLSv1.3").
   std::string version() const;
+  /// The negotiated application protocol (ALPN, e.g. "http/1.1"); "" when none was agreed.
   std::string alpn() const;
 
+  /// @cond
   struct state;
+  /// @endcond
 
  private:
   explicit stream(std::unique_ptr<state> s) noexcept;

@@ -21,12 +21,13 @@ namespace corio {
 /// The vector form's result: which task finished first, and its value.
 template <class T>
 struct when_any_result {
-  std::size_t index;
-  T value;
+  std::size_t index;  ///< The position of the winning task in the vector.
+  T value;            ///< Its value.
 };
+/// The vector form's result for tasks returning nothing: which one finished first.
 template <>
 struct when_any_result<void> {
-  std::size_t index;
+  std::size_t index;  ///< The position of the winning task in the vector.
 };
 
 namespace detail {

@@ -17,12 +17,14 @@ void after_wait(bool cancelled, const task_header* task);
 /// The awaiter returned by yield_now(); lives in the awaiting frame.
 class yield_op {
  public:
+  /// Made by yield_now().
   yield_op() noexcept = default;
   yield_op(const yield_op&) = delete;
   yield_op& operator=(const yield_op&) = delete;
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) { detail::suspend_yield(node_, h); }
+  /// Throws operation_cancelled if the task has been cancelled by the time it resumes.
   void await_resume() const { detail::after_wait(false, node_.task); }
 
  private:

@@ -54,13 +54,22 @@ namespace corio::net {
 /// growing delay (up to 1 s, logged at most once a second) instead of spinning, and resumes by
 /// itself. Destroying the object stops accepting and closes connections nobody took. It must not
 /// outlive its listener, and next() must not be awaited by two tasks at once.
+///
+/// A next() that waits resumes on the worker that handed it the connection (usually the one whose
+/// ring runs the multishot accept), unless another worker steals the task; a task pinned with
+/// spawn_local resumes on its own worker.
 template <class Accepted>
 class incoming_connections {
  public:
+  /// Made by tcp_listener::incoming and unix_listener::incoming. Starts nothing: the multishot
+  /// accept is armed by the first next().
   explicit incoming_connections(corio::detail::fd_owner& listener)
       : state_(detail::incoming_create(listener)) {}
+  /// Takes over `o`'s accepting and queued connections; `o` must then only be destroyed or
+  /// assigned to.
   incoming_connections(incoming_connections&& o) noexcept
       : state_(std::exchange(o.state_, nullptr)) {}
+  /// Stops this object's accepting (as the destructor does), then takes over `o`'s.
   incoming_connections& operator=(incoming_connections&& o) noexcept {
     if (this != &o) {
       if (state_) detail::incoming_release(state_);
@@ -72,14 +81,19 @@ class incoming_connections {
     if (state_) detail::incoming_release(state_);
   }
 
+  /// The awaiter of next(); lives in the awaiting frame and cannot be moved.
   class next_op {
    public:
+    /// Made by next().
     explicit next_op(detail::incoming_state* s) noexcept { w_.state = s; }
     next_op(const next_op&) = delete;
     next_op& operator=(const next_op&) = delete;
     ~next_op() { detail::incoming_leave(w_); }
     bool await_ready() { return detail::incoming_try_take(w_.state, w_); }
     bool await_suspend(std::coroutine_handle<> h) { return detail::incoming_wait(w_.state, w_, h); }
+    /// The next connection, or nullopt once the listener was closed. Throws
+    /// corio::operation_cancelled if the task was cancelled while waiting (no connection is lost),
+    /// std::system_error if accepting failed for good.
     std::optional<Accepted> await_resume() {
       if (w_.fd >= 0) return Accepted::from_fd(std::exchange(w_.fd, -1));
       if (w_.cancelled) throw operation_cancelled("corio: incoming.next() cancelled");

@@ -29,8 +29,11 @@ class barrier {
   barrier(const barrier&) = delete;
   barrier& operator=(const barrier&) = delete;
 
+  /// The awaiter of arrive_and_wait(); lives in the awaiting frame. It makes its arrival when
+  /// awaited, not when constructed.
   class arrive_awaiter : detail::simple_wait {
    public:
+    /// Made by arrive_and_wait().
     explicit arrive_awaiter(barrier& b) noexcept;
     /// Withdraws the arrival of a frame destroyed while waiting.
     ~arrive_awaiter();

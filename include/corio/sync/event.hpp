@@ -15,12 +15,15 @@ namespace corio {
 /// outlive its waiters. It carries no value and counts nothing: several set() calls are one.
 class event {
  public:
+  /// An event that is clear, or set if `initially_set`.
   explicit event(bool initially_set = false) noexcept : set_(initially_set) {}
   event(const event&) = delete;
   event& operator=(const event&) = delete;
 
+  /// The awaiter of wait(); lives in the awaiting frame.
   class wait_awaiter : detail::simple_wait {
    public:
+    /// Made by wait().
     explicit wait_awaiter(event& e) noexcept;
     bool await_ready() noexcept { return try_now(); }
     void await_suspend(std::coroutine_handle<> h) { suspend(h); }

@@ -31,8 +31,11 @@ class mutex {
   /// Unlocks on destruction.
   class [[nodiscard]] guard {
    public:
+    /// Owns nothing.
     guard() noexcept = default;
+    /// Takes over `other`'s mutex; `other` then owns nothing.
     guard(guard&& other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
+    /// Releases what this guard owns (as unlock() does), then takes over `other`'s mutex.
     guard& operator=(guard&& other) noexcept {
       if (this != &other) {
         unlock();
@@ -49,7 +52,9 @@ class mutex {
     void unlock() noexcept {
       if (m_ != nullptr) std::exchange(m_, nullptr)->unlock();
     }
+    /// True while the guard owns the mutex.
     [[nodiscard]] bool owns_lock() const noexcept { return m_ != nullptr; }
+    /// owns_lock().
     explicit operator bool() const noexcept { return owns_lock(); }
 
    private:
@@ -59,8 +64,10 @@ class mutex {
     mutex* m_ = nullptr;
   };
 
+  /// The awaiter of lock(); lives in the awaiting frame.
   class lock_awaiter : detail::simple_wait {
    public:
+    /// Made by lock().
     explicit lock_awaiter(mutex& m) noexcept : lock_awaiter(m, true) {}
     /// Gives the mutex back if it was handed to this waiter but the waiting frame is destroyed
     /// before resuming (shutdown); unlinks a waiter still enrolled.

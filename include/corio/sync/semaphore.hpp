@@ -16,12 +16,15 @@ namespace corio {
 /// outlive its waiters.
 class semaphore {
  public:
+  /// A semaphore holding `initial` permits. There is no maximum: release() may add any number.
   explicit semaphore(std::size_t initial = 0) noexcept : count_(initial) {}
   semaphore(const semaphore&) = delete;
   semaphore& operator=(const semaphore&) = delete;
 
+  /// The awaiter of acquire(); lives in the awaiting frame.
   class acquire_awaiter : detail::simple_wait {
    public:
+    /// Made by acquire().
     explicit acquire_awaiter(semaphore& s) noexcept;
     bool await_ready() noexcept { return try_now(); }
     void await_suspend(std::coroutine_handle<> h) { suspend(h); }

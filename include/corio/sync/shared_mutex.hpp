@@ -32,8 +32,11 @@ class shared_mutex {
   /// failed try_lock). Releases it on destruction.
   class [[nodiscard]] guard {
    public:
+    /// Owns nothing.
     guard() noexcept = default;
+    /// Takes over `other`'s hold; `other` then owns nothing.
     guard(guard&& other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
+    /// Releases what this guard holds (as unlock() does), then takes over `other`'s hold.
     guard& operator=(guard&& other) noexcept {
       if (this != &other) {
         unlock();
@@ -49,7 +52,9 @@ class shared_mutex {
     void unlock() noexcept {
       if (m_ != nullptr) std::exchange(m_, nullptr)->unlock();
     }
+    /// True while the guard holds the lock exclusively.
     [[nodiscard]] bool owns_lock() const noexcept { return m_ != nullptr; }
+    /// owns_lock().
     explicit operator bool() const noexcept { return owns_lock(); }
 
    private:
@@ -61,8 +66,11 @@ class shared_mutex {
   /// Owns one share of the lock (or nothing, as for guard). Releases it on destruction.
   class [[nodiscard]] shared_guard {
    public:
+    /// Owns nothing.
     shared_guard() noexcept = default;
+    /// Takes over `other`'s share; `other` then owns nothing.
     shared_guard(shared_guard&& other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
+    /// Releases what this guard holds (as unlock() does), then takes over `other`'s share.
     shared_guard& operator=(shared_guard&& other) noexcept {
       if (this != &other) {
         unlock();
@@ -78,7 +86,9 @@ class shared_mutex {
     void unlock() noexcept {
       if (m_ != nullptr) std::exchange(m_, nullptr)->unlock_shared();
     }
+    /// True while the guard holds a share of the lock.
     [[nodiscard]] bool owns_lock() const noexcept { return m_ != nullptr; }
+    /// owns_lock().
     explicit operator bool() const noexcept { return owns_lock(); }
 
    private:
@@ -107,8 +117,10 @@ class shared_mutex {
   };
 
  public:
+  /// The awaiter of lock(); lives in the awaiting frame.
   class lock_awaiter : wait_op {
    public:
+    /// Made by lock().
     explicit lock_awaiter(shared_mutex& m) noexcept : wait_op(m, true) {}
     bool await_ready() noexcept { return try_now(); }
     void await_suspend(std::coroutine_handle<> h) { suspend(h); }
@@ -120,8 +132,10 @@ class shared_mutex {
     friend class shared_mutex;
   };
 
+  /// The awaiter of lock_shared(); lives in the awaiting frame.
   class lock_shared_awaiter : wait_op {
    public:
+    /// Made by lock_shared().
     explicit lock_shared_awaiter(shared_mutex& m) noexcept : wait_op(m, false) {}
     bool await_ready() noexcept { return try_now(); }
     void await_suspend(std::coroutine_handle<> h) { suspend(h); }
@@ -144,8 +158,11 @@ class shared_mutex {
   [[nodiscard]] guard try_lock() noexcept;
   /// Takes a share if that is possible now without overtaking a waiter.
   [[nodiscard]] shared_guard try_lock_shared() noexcept;
-  /// The blocking forms, for plain threads; on a worker thread they throw std::logic_error.
+  /// lock() for plain threads: blocks the calling thread; on a worker thread it throws
+  /// std::logic_error.
   [[nodiscard]] guard lock_blocking();
+  /// lock_shared() for plain threads: blocks the calling thread; on a worker thread it throws
+  /// std::logic_error.
   [[nodiscard]] shared_guard lock_shared_blocking();
 
  private:

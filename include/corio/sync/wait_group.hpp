@@ -23,8 +23,10 @@ class wait_group {
   wait_group(const wait_group&) = delete;
   wait_group& operator=(const wait_group&) = delete;
 
+  /// The awaiter of wait(); lives in the awaiting frame.
   class wait_awaiter : detail::simple_wait {
    public:
+    /// Made by wait().
     explicit wait_awaiter(wait_group& g) noexcept;
     bool await_ready() noexcept { return try_now(); }
     void await_suspend(std::coroutine_handle<> h) { suspend(h); }
