@@ -72,13 +72,15 @@ class ring {
   /// Returns >= 0, -ETIME on timeout, -EINTR on a signal, or another -errno.
   int submit_and_wait(std::int64_t timeout_ns) noexcept;
 
-  /// Calls f(const io_uring_cqe&) for every ready CQE, then marks them consumed; returns the count.
+  /// Calls f(const io_uring_cqe&) for at most `max` ready CQEs, oldest first, then marks them
+  /// consumed; returns the count. The rest stay in the CQ, in order, for the next call.
   template <class F>
-  unsigned reap(F&& f) {
+  unsigned reap(unsigned max, F&& f) {
     unsigned head;
     unsigned n = 0;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&ring_, head, cqe) {
+      if (n == max) break;
       f(*cqe);
       ++n;
     }

@@ -309,8 +309,16 @@ bool worker::poll() {
 }
 
 unsigned worker::reap() {
+  // Reap no more completions than the run queue has room for: what does not fit would overflow
+  // to the global queue, which a busy worker serves one task per global_queue_interval ticks,
+  // and those tasks would wait behind many rounds of newer completions (a p99 of 28 ms at 500
+  // echo connections). Left in the CQ, completions keep their order and are reaped next poll.
+  // The CQ has 4x the SQ's entries, and the kernel keeps any overflow (IORING_FEAT_NODROP).
+  std::uint32_t queued = queue_.approx_len();
+  unsigned budget = queued < queue_capacity ? queue_capacity - queued : 0;
+  if (draining_) budget = ~0u;  // nothing is scheduled while draining
   unsigned made = 0;
-  unsigned n = ring_->reap([&](const io_uring_cqe& cqe) {
+  unsigned n = ring_->reap(budget, [&](const io_uring_cqe& cqe) {
     switch (cqe.user_data) {
       case ud_wake:
       case LIBURING_UDATA_TIMEOUT:

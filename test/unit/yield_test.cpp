@@ -1,6 +1,8 @@
 // yield_now.
 // Invariant: a yielding task goes behind every task that was ready before it, and yielding
-// never starves timers or ring completions on the same worker.
+// never starves timers or ring completions on the same worker. Completions are reaped in order
+// and only as many as the run queue holds, so a burst of them never overflows to the global
+// queue (where a busy worker would serve them late).
 #include <doctest/doctest.h>
 
 #include "../support/invariants.hpp"
@@ -8,6 +10,10 @@
 #include <corio/corio.hpp>
 #include <corio/detail/diagnostics.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -102,5 +108,51 @@ TEST_SUITE("yield") {
       co_await spinner;
     }(rt, ran));
     CHECK(ran == 100);
+  }
+
+  TEST_CASE("completions arriving at a nearly full run queue are not pushed to the global queue") {
+    // 200 tasks yield in a loop, so the worker's run queue (256 slots) stays nearly full; then
+    // the data of 100 pipe readers arrives. Reaping all their completions at once would overflow
+    // the queue; the worker must leave what does not fit in the CQ for its next poll instead.
+    static constexpr int readers = 100;
+    static constexpr int yielders = 200;
+    corio::runtime rt{{.workers = 1}};
+    std::uint64_t overflows = rt.block_on([](corio::runtime& rt) -> task<std::uint64_t> {
+      std::vector<int> write_ends;
+      std::vector<corio::join_handle<std::size_t>> hs;
+      std::atomic<int> waiting{0};
+      for (int i = 0; i < readers; ++i) {
+        int p[2];
+        REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+        write_ends.push_back(p[1]);
+        hs.push_back(corio::spawn([](int fd, std::atomic<int>& waiting) -> task<std::size_t> {
+          corio::fd_stream r(fd);
+          std::array<std::byte, 8> buf;
+          ++waiting;
+          co_return co_await r.read(buf);
+        }(p[0], waiting)));
+        // One at a time, so that spawning does not overflow the queue by itself.
+        while (waiting.load() <= i) co_await corio::yield_now();
+      }
+      for (int i = 0; i < 3; ++i) co_await corio::yield_now();  // every read is submitted
+      std::atomic<bool> stop{false};
+      std::vector<corio::join_handle<void>> spinners;
+      for (int i = 0; i < yielders; ++i) {
+        spinners.push_back(corio::spawn([](std::atomic<bool>& stop) -> task<> {
+          while (!stop.load()) co_await corio::yield_now();
+        }(stop)));
+      }
+      std::uint64_t before = rt.stats().total().overflows;
+      for (int fd : write_ends) REQUIRE(::write(fd, "x", 1) == 1);
+      std::size_t bytes = 0;
+      for (auto& h : hs) bytes += co_await h;
+      std::uint64_t after = rt.stats().total().overflows;
+      stop = true;
+      for (auto& h : spinners) co_await h;
+      for (int fd : write_ends) ::close(fd);
+      CHECK(bytes == readers);
+      co_return after - before;
+    }(rt));
+    CHECK(overflows == 0);
   }
 }
