@@ -64,6 +64,14 @@ class ring {
     return in_flight != 0 && !taskrun_flag_ && defer_taskrun_;
   }
 
+  /// The kernel flags deferred task work or overflowed CQEs that an enter would process. Always
+  /// true on kernels without IORING_SETUP_TASKRUN_FLAG support (the caller must bound its loop).
+  bool task_work_pending() const noexcept {
+    if (!taskrun_flag_) return true;
+    unsigned flags = __atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE);
+    return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+  }
+
   /// Submits pending SQEs without waiting; retries EINTR. Returns SQEs consumed or -errno.
   int submit() noexcept;
   /// Submits and runs pending task work (DEFER_TASKRUN), posting ready completions to the CQ.

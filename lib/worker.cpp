@@ -19,9 +19,10 @@
 //     the ring for one CQE, with the earliest timer deadline as the timeout. A wake-up is a CQE
 //     (MSG_RING from a peer, or the eventfd read for non-worker threads), so it cannot be lost.
 //
-// On stop: drain_ring() cancels every op still in flight (IORING_ASYNC_CANCEL_ANY) and reaps until
-// none is left, resuming nobody; then the thread leaves run(). Queued nodes are forgotten in
-// close(), once every worker is out, and the runtime destroys the pending frames afterwards.
+// On stop: drain_ring() cancels every op still in flight (op by op, from the in-flight list, then
+// IORING_ASYNC_CANCEL_ANY for the internal SQEs) and reaps until none is left, resuming nobody;
+// then the thread leaves run(). Queued nodes are forgotten in close(), once every worker is out,
+// and the runtime destroys the pending frames afterwards.
 #include "worker.hpp"
 
 #include "cancel.hpp"
@@ -76,6 +77,7 @@ void worker::open() {
   ring_fd_.store(ring_->fd(), std::memory_order_release);  // pairs: acquire in wake()
   draining_ = false;
   in_flight_.store(0, std::memory_order_relaxed);
+  flight_head_ = nullptr;
   counters_.last_poll_ns = 0;  // the time between sessions is no gap
   open_.store(true, std::memory_order_release);
   arm_eventfd();
@@ -275,8 +277,27 @@ io_uring_sqe* worker::get_sqe() {
   }
 }
 
+void worker::link_in_flight(io_op* op) noexcept {
+  op->flight_prev = nullptr;
+  op->flight_cancel_sent = false;
+  op->flight_next = flight_head_;
+  if (flight_head_ != nullptr) flight_head_->flight_prev = op;
+  flight_head_ = op;
+}
+
+void worker::unlink_in_flight(io_op* op) noexcept {
+  if (op->flight_prev != nullptr) {
+    op->flight_prev->flight_next = op->flight_next;
+  } else {
+    flight_head_ = op->flight_next;
+  }
+  if (op->flight_next != nullptr) op->flight_next->flight_prev = op->flight_prev;
+  op->flight_prev = op->flight_next = nullptr;
+}
+
 void worker::op_submitted(io_op* op) noexcept {
   tsan::release(op);  // pairs: acquire in reap
+  link_in_flight(op);
   inc_in_flight();
   worker_counters::bump(counters_.sqes_submitted);
 }
@@ -339,7 +360,10 @@ unsigned worker::reap() {
     }
     auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(cqe.user_data));
     tsan::acquire(op);  // pairs: release in op_submitted
-    if (!(cqe.flags & IORING_CQE_F_MORE)) dec_in_flight();
+    if (!(cqe.flags & IORING_CQE_F_MORE)) {
+      unlink_in_flight(op);  // before on_cqe, which may submit the op again (relinking it)
+      dec_in_flight();
+    }
     if (op->on_cqe) {
       op->on_cqe(op, cqe.res, cqe.flags);
     } else {
@@ -522,13 +546,18 @@ void worker::arm_eventfd() {
 void worker::drain_ring() {
   draining_ = true;
   timers_.clear();  // sleepers are destroyed with their frames; nothing resumes them
-  auto cancel_all = [this] {
+  // Each op by its own user_data (a hash lookup in the kernel), then one CANCEL_ANY for what is
+  // not an io_op (the eventfd read, internal SQEs): by then the kernel's tables are nearly empty.
+  auto cancel_any = [this] {
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
     sqe->user_data = ud_cancel_all;
     inc_in_flight();
   };
-  if (in_flight() != 0) cancel_all();
+  if (in_flight() != 0) {
+    cancel_in_batches();
+    cancel_any();
+  }
   std::int64_t start = steady_now_ns();
   std::int64_t next_cancel = start + 100 * ms;
   bool warned = false;
@@ -540,7 +569,8 @@ void worker::drain_ring() {
     if (in_flight() != 0 && now >= next_cancel) {
       // Some operations (regular file I/O in io-wq, say) cannot be cancelled, only awaited;
       // asking again catches ops that were not yet cancellable the first time.
-      cancel_all();
+      for (io_op* op = flight_head_; op != nullptr; op = op->flight_next) cancel_op(op);
+      cancel_any();
       next_cancel = now + 100 * ms;
     }
     if (!warned && now - start > 5'000 * ms) {
@@ -550,6 +580,39 @@ void worker::drain_ring() {
     }
   }
   ring_->unregister_ring_fd();  // the registration belongs to this thread
+}
+
+void worker::cancel_in_batches() {
+  // A cancelled poll request leaves the kernel's poll table only when its task work runs (with
+  // DEFER_TASKRUN: at our next GETEVENTS enter); until then every lookup walks past it. So cancel
+  // a batch, let the kernel run the task work and reap, then the next batch. Reaping unlinks ops
+  // from the list, so the batch's targets are copied out first as plain user_data values (never
+  // dereferenced: an op reaped meanwhile may be gone).
+  constexpr std::size_t batch = 128;
+  std::uintptr_t targets[batch];
+  for (;;) {
+    std::size_t n = 0;
+    for (io_op* op = flight_head_; op != nullptr && n < batch; op = op->flight_next) {
+      if (op->flight_cancel_sent) continue;
+      op->flight_cancel_sent = true;
+      targets[n++] = reinterpret_cast<std::uintptr_t>(op);
+    }
+    if (n == 0) return;
+    for (std::size_t i = 0; i < n; ++i) {
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_cancel64(sqe, targets[i], 0);
+      sqe->user_data = ud_cancel_one;
+      inc_in_flight();
+    }
+    // The kernel runs a bounded amount of deferred task work per enter: enter until none is
+    // flagged (a bounded number of times where the kernel cannot flag it).
+    for (int i = 0; i < 64; ++i) {
+      (void)ring_->submit_and_get_events();
+      worker_counters::bump(counters_.enter_calls);
+      reap();
+      if (!ring_->task_work_pending()) break;
+    }
+  }
 }
 
 worker_stats worker::snapshot() const noexcept {

@@ -164,6 +164,9 @@ class worker {
     in_flight_.store(in_flight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
   void drain_ring();
+  void cancel_in_batches();
+  void link_in_flight(io_op* op) noexcept;
+  void unlink_in_flight(io_op* op) noexcept;
   std::uint32_t next_random() noexcept;
 
   runtime_core& rt_;
@@ -175,6 +178,11 @@ class worker {
   node_fifo deferred_yields_;
   action_fifo deferred_;
   timer_heap timers_;
+  // Every io_op with an SQE or CQE outstanding on this ring, newest first (io_op::flight_prev,
+  // flight_next): shutdown cancels them one by one. One IORING_ASYNC_CANCEL_ANY would do the same
+  // in one SQE, but the kernel restarts its search of the poll table after every match, which
+  // took 57 s of system time for 10,000 idle connections.
+  io_op* flight_head_ = nullptr;
   std::optional<ring> ring_;
   task_header* current_task_ = nullptr;
   std::coroutine_handle<> trampoline_;  // trampoline mode: the next coroutine to resume

@@ -27,6 +27,11 @@ struct io_op : wait_point {
   /// Called on the ring owner's thread for each CQE of this op. Null: store res and flags and
   /// schedule `node`.
   void (*on_cqe)(io_op* op, std::int32_t res, std::uint32_t flags) noexcept = nullptr;
+  /// owner-only: links in the owner worker's list of ops in flight (from the SQE until the final
+  /// CQE), which shutdown walks to cancel each op by its own user_data.
+  io_op* flight_prev = nullptr;
+  io_op* flight_next = nullptr;
+  bool flight_cancel_sent = false;  // owner-only: shutdown already asked the kernel to cancel it
 };
 
 }  // namespace corio::detail
