@@ -13,7 +13,6 @@ while getopts r:o: o; do
   case $o in r) rounds=$OPTARG ;; o) out=$OPTARG ;; *) exit 2 ;; esac
 done
 cpu=${CPU:-0}
-shared=${SHARED_BENCH:-../shared/bench}
 work=bench/out
 mkdir -p "$work"
 
@@ -23,10 +22,7 @@ tools/deps.sh build
 meson compile -C build-bench micro >/dev/null
 
 # The peers: ../shared/bench is read-only, so build a copy.
-if [[ ! -x $work/peers/out/uring_micro ]]; then
-  rm -rf "$work/peers" && cp -r "$shared" "$work/peers" && chmod -R u+w "$work/peers"
-  (cd "$work/peers" && ./build.sh >build.log 2>&1) || { tail -20 "$work/peers/build.log"; exit 1; }
-fi
+bench/build_peers.sh
 
 # Our own Go peer for channels and mutexes (go_micro has only the unbuffered ping-pong).
 go_chan=""
