@@ -58,19 +58,13 @@ class ring {
   /// (DEFER_TASKRUN with TASKRUN_FLAG), or overflowed CQEs to flush. Without TASKRUN_FLAG the
   /// answer is conservatively true whenever `in_flight` is non-zero.
   bool needs_enter(std::uint64_t in_flight) const noexcept {
-    if (sq_pending() != 0) return true;
-    unsigned flags = __atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE);
-    if (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) return true;
+    if (sq_pending() != 0 || kernel_flags_work()) return true;
     return in_flight != 0 && !taskrun_flag_ && defer_taskrun_;
   }
 
   /// The kernel flags deferred task work or overflowed CQEs that an enter would process. Always
   /// true on kernels without IORING_SETUP_TASKRUN_FLAG support (the caller must bound its loop).
-  bool task_work_pending() const noexcept {
-    if (!taskrun_flag_) return true;
-    unsigned flags = __atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE);
-    return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
-  }
+  bool task_work_pending() const noexcept { return !taskrun_flag_ || kernel_flags_work(); }
 
   /// Submits pending SQEs without waiting; retries EINTR. Returns SQEs consumed or -errno.
   int submit() noexcept;
@@ -103,6 +97,13 @@ class ring {
   void unregister_ring_fd() noexcept;
 
  private:
+  /// IORING_SQ_TASKRUN or IORING_SQ_CQ_OVERFLOW in the SQ ring's flags (acquire: pairs with the
+  /// kernel's store, so the CQEs or work it flags are visible after the enter).
+  bool kernel_flags_work() const noexcept {
+    unsigned flags = __atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE);
+    return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+  }
+
   io_uring ring_{};
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;

@@ -585,25 +585,20 @@ void worker::drain_ring() {
 void worker::cancel_in_batches() {
   // A cancelled poll request leaves the kernel's poll table only when its task work runs (with
   // DEFER_TASKRUN: at our next GETEVENTS enter); until then every lookup walks past it. So cancel
-  // a batch, let the kernel run the task work and reap, then the next batch. Reaping unlinks ops
-  // from the list, so the batch's targets are copied out first as plain user_data values (never
-  // dereferenced: an op reaped meanwhile may be gone).
+  // a batch, let the kernel run the task work and reap, then the next batch. The batch is
+  // picked before any cancel is sent: cancel_op only uses an op's address as user_data, and
+  // reaping (which unlinks ops) happens only after the whole batch went out.
   constexpr std::size_t batch = 128;
-  std::uintptr_t targets[batch];
+  io_op* targets[batch];
   for (;;) {
     std::size_t n = 0;
     for (io_op* op = flight_head_; op != nullptr && n < batch; op = op->flight_next) {
       if (op->flight_cancel_sent) continue;
       op->flight_cancel_sent = true;
-      targets[n++] = reinterpret_cast<std::uintptr_t>(op);
+      targets[n++] = op;
     }
     if (n == 0) return;
-    for (std::size_t i = 0; i < n; ++i) {
-      io_uring_sqe* sqe = get_sqe();
-      io_uring_prep_cancel64(sqe, targets[i], 0);
-      sqe->user_data = ud_cancel_one;
-      inc_in_flight();
-    }
+    for (std::size_t i = 0; i < n; ++i) cancel_op(targets[i]);
     // The kernel runs a bounded amount of deferred task work per enter: enter until none is
     // flagged (a bounded number of times where the kernel cannot flag it).
     for (int i = 0; i < 64; ++i) {

@@ -39,7 +39,8 @@ struct kernel_features {
   // ---- what corio uses ----
   /// IORING_OP_MSG_RING (5.18): workers wake each other ring to ring (else through an eventfd).
   bool msg_ring = false;
-  /// IORING_ASYNC_CANCEL_ANY (5.19): shutdown cancels every operation with one request.
+  /// IORING_ASYNC_CANCEL_ANY (5.19): shutdown cancels the internal requests (after cancelling
+  /// each operation by itself) with one request.
   bool cancel_any = false;
   /// IORING_FEAT_EXT_ARG (5.11): waits with a timeout need no timeout request.
   bool ext_arg = false;
