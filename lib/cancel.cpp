@@ -65,14 +65,23 @@ bool chain_cancelled(const task_header* t) noexcept {
 
 }  // namespace
 
-bool begin_wait(worker& w, task_header* t, wait_point* p) {
+bool begin_wait(worker& w, task_header* t, wait_point* p, wait_kind kind) {
   p->cancelled = false;
+  p->kind = kind;
   if (t == nullptr) return true;
   cancel_guard g(t);
   if (chain_cancelled(t)) return false;
   t->wait_owner = &w;
+  t->wait_since_ns = w.clock_hint();
   t->wait.store(p, std::memory_order_relaxed);
   return true;
+}
+
+wait_snapshot registered_wait(task_header* t) noexcept {
+  cancel_guard g(t);
+  wait_point* p = t->wait.load(std::memory_order_relaxed);
+  if (p == nullptr) return {};
+  return {p, t->wait_owner, t->wait_since_ns};
 }
 
 void end_wait_owner(task_header* t) noexcept {

@@ -3,6 +3,8 @@
 
 #include <corio/detail/wait_point.hpp>
 
+#include <cstdint>
+
 namespace corio::detail {
 
 class task_header;
@@ -16,6 +18,15 @@ void request_cancel(task_header* t);
 void process_cancel(task_header* t, worker& w) noexcept;
 /// Shutdown: a message that will never be processed releases its reference.
 void drop_cancel_message(task_header* t) noexcept;
+
+/// The registered wait of `t`, read under its cancel lock (runtime::tasks(), any thread): a wait
+/// that another thread completes (a blocking job, a foreign waker) is seen whole or not at all.
+struct wait_snapshot {
+  wait_point* point = nullptr;
+  worker* owner = nullptr;
+  std::int64_t since_ns = 0;
+};
+wait_snapshot registered_wait(task_header* t) noexcept;
 
 /// The cancel action of every ring operation: IORING_OP_ASYNC_CANCEL on its own ring (ops.cpp).
 void cancel_io_op(wait_point* p, worker& w) noexcept;

@@ -288,9 +288,11 @@ group_wait::group_wait(child_group& g, kind k, bool is_cancellable) noexcept : g
   lock = &g.lock_;
   if (k == kind::all_finished) {
     attempt = &child_group::attempt_all_finished;
+    what = "scope: its children finishing";
     enroll = &child_group::enroll_all_finished;
   } else {
     attempt = &child_group::attempt_next_event;
+    what = "completion_queue next";
     enroll = &child_group::enroll_next_event;
   }
   cancellable = is_cancellable;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <ostream>
+
 namespace corio {
 
 namespace {
@@ -23,6 +25,18 @@ class category final : public std::error_category {
 const std::error_category& corio_category() noexcept {
   static const category c;
   return c;
+}
+
+std::string to_string(errc e) {
+  return corio_category().message(static_cast<int>(e));
+}
+
+std::string describe_error(const std::error_code& e) {
+  return fmt::format("{}:{} ({})", e.category().name(), e.value(), e.message());
+}
+
+std::ostream& operator<<(std::ostream& os, errc e) {
+  return os << to_string(e);
 }
 
 }  // namespace corio

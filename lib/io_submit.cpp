@@ -179,7 +179,7 @@ bool submit_io(io_state& s, std::coroutine_handle<> h) {
       return false;
     }
   }
-  if (!begin_wait(w, s.node.task, &s)) {
+  if (!begin_wait(w, s.node.task, &s, wait_kind::io)) {
     s.cancelled = true;
     s.res = -ECANCELED;
     return false;

@@ -73,7 +73,7 @@ void cancel_blocking(wait_point* p, worker& w) noexcept {
 void blocking_publish(deferred_action* a, worker& w) noexcept {
   auto* job = static_cast<blocking_job*>(a);
   job->cancel = &cancel_blocking;
-  if (!begin_wait(w, job->node.task, job)) {
+  if (!begin_wait(w, job->node.task, job, wait_kind::blocking)) {
     job->cancelled = true;
     w.schedule_local(&job->node);
     return;
@@ -117,7 +117,7 @@ bool arm_timer(timer_node& t, std::coroutine_handle<> h) {
     w.defer_yield(&t.node);  // a deadline already passed: a yield, not a wait
     return true;
   }
-  if (!begin_wait(w, t.node.task, &t)) {
+  if (!begin_wait(w, t.node.task, &t, wait_kind::sleep)) {
     t.cancelled = true;
     return false;
   }
@@ -141,7 +141,7 @@ bool submit_nop(nop_state& s, std::coroutine_handle<> h) {
   s.node.task = w.current_task();
   s.on_cqe = &nop_complete;
   s.cancel = &cancel_io_op;
-  if (!begin_wait(w, s.node.task, &s)) {
+  if (!begin_wait(w, s.node.task, &s, wait_kind::nop)) {
     s.cancelled = true;
     s.res = -ECANCELED;
     return false;
@@ -161,7 +161,7 @@ bool submit_ring_timeout(ring_timeout_state& s, std::coroutine_handle<> h) {
   s.node.handle = h;
   s.node.task = w.current_task();
   s.cancel = &cancel_io_op;
-  if (!begin_wait(w, s.node.task, &s)) {
+  if (!begin_wait(w, s.node.task, &s, wait_kind::ring_timeout)) {
     s.cancelled = true;
     s.res = -ECANCELED;
     return false;

@@ -12,7 +12,8 @@
 //  3. complete_root(main) sets stop_ and wakes every parked worker. Running workers see stop_ at
 //     their next loop iteration (a task that never suspends delays this; nothing can interrupt it).
 //  4. Each worker drains its own ring (only its thread may submit to it): it cancels every op in
-//     flight with IORING_ASYNC_CANCEL_ANY and reaps CQEs until no op is left, resuming nothing.
+//     flight by its own user_data (its in-flight list, in batches; one IORING_ASYNC_CANCEL_ANY for
+//     the internal SQEs) and reaps CQEs until no op is left, resuming nothing.
 //     After this no kernel write into any frame can happen. The worker threads then exit.
 //  5. Worker 0 joins them, drops blocking jobs not started yet and waits for the running ones
 //     (their functions may use memory of the frames about to be destroyed).

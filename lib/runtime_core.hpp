@@ -59,6 +59,8 @@ class runtime_core {
   const ring_config& ring_settings() const noexcept { return ring_config_; }
   const runtime_options& options() const noexcept { return options_; }
   runtime_stats stats() const;
+  /// runtime::tasks() (task_dump.cpp).
+  std::vector<task_info> inspect_tasks();
 
  private:
   void request_stop();
@@ -76,7 +78,8 @@ class runtime_core {
   std::atomic<bool> in_session_{false};
   task_header* main_ = nullptr;  // written before the session's threads start
   std::atomic<std::uint64_t> foreign_spawned_{0};
-  blocking_pool blocking_;  // last: its threads may call into the members above until joined
+  std::mutex inspect_mutex_;  // one inspect_tasks() at a time: two would wait for each other
+  blocking_pool blocking_;    // last: its threads may call into the members above until joined
 };
 
 }  // namespace corio::detail

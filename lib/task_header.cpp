@@ -68,7 +68,7 @@ void join_publish(deferred_action* a, worker& w) noexcept {
   auto* waiter = static_cast<join_waiter*>(a);
   task_header* t = waiter->task;
   waiter->cancel = &cancel_join;
-  if (!begin_wait(w, waiter->node.task, waiter)) {
+  if (!begin_wait(w, waiter->node.task, waiter, wait_kind::join)) {
     waiter->cancelled = true;
     w.schedule_local(&waiter->node);
     return;

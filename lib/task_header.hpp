@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 
 namespace corio::detail {
 
@@ -72,6 +73,11 @@ class task_header : public deferred_action {
   cancel_scope* scope = nullptr;         // innermost active timeout scope
   std::atomic<bool> cancel_flag{false};  // join_handle::cancel: sticky
   task_header* cancel_next = nullptr;    // link in a worker's cancel inbox
+
+  // Diagnostics (task_dump.cpp): when the registered wait began (written with `wait`), and the
+  // name the task gave itself (set_task_name: owner-only, the task's own code writes it).
+  std::int64_t wait_since_ns = 0;
+  std::unique_ptr<char[]> name;
 
   // task_local values: null until the task (or the task that spawned it) sets one. Owner-only:
   // only the task's own code reads or replaces it; a shared storage is never written

@@ -79,6 +79,7 @@ void worker::open() {
   in_flight_.store(0, std::memory_order_relaxed);
   flight_head_ = nullptr;
   counters_.last_poll_ns = 0;  // the time between sessions is no gap
+  clock_hint_ns_ = steady_now_ns();
   open_.store(true, std::memory_order_release);
   arm_eventfd();
 }
@@ -319,6 +320,7 @@ bool worker::poll() {
     }
   }
   counters_.last_poll_ns = now;
+  clock_hint_ns_ = now;
   if (ring_->needs_enter(in_flight())) {
     (void)ring_->submit_and_get_events();  // errors: the SQEs stay queued and go next time
     worker_counters::bump(counters_.enter_calls);
@@ -448,6 +450,7 @@ void worker::park_and_wait() {
   counters_.last_poll_ns = 0;
   worker_counters::bump(counters_.enter_calls);
   (void)ring_->submit_and_wait(timeout);  // -ETIME / -EINTR: just look around again
+  clock_hint_ns_ = steady_now_ns();
   searching_ = idle.unpark(*this);
 }
 

@@ -76,6 +76,9 @@ class worker {
 
   // ---- owner-only, used by awaiters through the out-of-line functions in ops.cpp ----
   task_header* current_task() const noexcept { return current_task_; }
+  /// The steady clock when this worker last polled its ring or woke from a park: how long a task
+  /// has waited, to a poll's precision, without a clock read per wait.
+  std::int64_t clock_hint() const noexcept { return clock_hint_ns_; }
   bool draining() const noexcept { return draining_; }
   /// Trampoline mode (task.hpp): resume `h` right after the current resumption returned.
   void resume_next(std::coroutine_handle<> h) noexcept { trampoline_ = h; }
@@ -189,6 +192,7 @@ class worker {
   // SQEs that will still produce a (final) CQE. Owner-only writes; an atomic so that stats()
   // may read it from other threads.
   std::atomic<std::uint64_t> in_flight_{0};
+  std::int64_t clock_hint_ns_ = 0;
   std::uint32_t tick_ = 0;
   std::uint32_t since_poll_ = 0;
   std::uint32_t rng_;

@@ -175,6 +175,7 @@ class recv_awaiter : simple_wait {
   explicit recv_awaiter(channel_core<T>& ch) noexcept : ch_(&ch) {
     simple_wait::lock = &ch.lock;
     simple_wait::attempt = &do_attempt;
+    simple_wait::what = "channel receive";
     simple_wait::enroll = &do_enroll;
     simple_wait::enrollment = &rw_;
     rw_.target = this;
@@ -232,6 +233,7 @@ class send_awaiter : simple_wait {
   send_awaiter(channel_core<T>& ch, T value) : ch_(&ch), value_(std::move(value)) {
     simple_wait::lock = &ch.lock;
     simple_wait::attempt = &do_attempt;
+    simple_wait::what = "channel send";
     simple_wait::enroll = &do_enroll;
     simple_wait::enrollment = &sw_;
     sw_.target = this;

@@ -9,6 +9,7 @@
 #include <corio/fd_stream.hpp>
 #include <corio/features.hpp>
 #include <corio/file.hpp>
+#include <corio/inspect.hpp>
 #include <corio/join_handle.hpp>
 #include <corio/net.hpp>
 #include <corio/runtime.hpp>

@@ -1,7 +1,10 @@
 // Errors: the exceptions corio throws, and corio::result<T> for code that prefers error codes.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cerrno>
+#include <iosfwd>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -84,6 +87,8 @@ class [[nodiscard]] result {
   }
   /// The value, unchecked: without one, std::terminate is called (not an exception).
   T& operator*() & noexcept { return std::get<0>(v_); }
+  /// The value, unchecked like the lvalue form.
+  const T& operator*() const& noexcept { return std::get<0>(v_); }
   /// The value moved out, unchecked like the lvalue form.
   T&& operator*() && noexcept { return std::get<0>(std::move(v_)); }
   /// Member access to the value, unchecked like operator*.
@@ -140,3 +145,45 @@ inline std::error_code errno_code(int err) noexcept {
 }  // namespace detail
 
 }  // namespace corio
+
+namespace corio {
+
+/// The error's description in corio_category(), e.g. "unexpected end of stream".
+[[nodiscard]] std::string to_string(errc e);
+/// How fmt's `{}` prints a corio::result<T> that holds an error (after "error: "):
+/// "corio:N (description)" for a corio error code, "generic:104 (Connection reset by peer)" for
+/// an errno, "category:value (message)" for any other: what result<T> prints on failure.
+[[nodiscard]] std::string describe_error(const std::error_code& e);
+/// Writes to_string(e); fmt's `{}` formats the same way.
+std::ostream& operator<<(std::ostream& os, errc e);
+
+}  // namespace corio
+
+/// @cond
+template <>
+struct fmt::formatter<corio::errc> : fmt::formatter<std::string_view> {
+  template <class Ctx>
+  auto format(corio::errc e, Ctx& ctx) const {
+    return fmt::formatter<std::string_view>::format(corio::to_string(e), ctx);
+  }
+};
+
+// `{}` of a corio::result<T>: its value (with T's own formatter, or "ok" for a T fmt cannot
+// format, and for result<void>), or "error: " and describe_error() of its error.
+template <class T>
+struct fmt::formatter<corio::result<T>> {
+  constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+  template <class Ctx>
+  auto format(const corio::result<T>& r, Ctx& ctx) const {
+    if (!r.has_value())
+      return fmt::format_to(ctx.out(), "error: {}", corio::describe_error(r.error()));
+    if constexpr (std::is_void_v<T>) {
+      return fmt::format_to(ctx.out(), "ok");
+    } else if constexpr (fmt::is_formattable<T>::value) {
+      return fmt::format_to(ctx.out(), "{}", *r);
+    } else {
+      return fmt::format_to(ctx.out(), "ok");
+    }
+  }
+};
+/// @endcond

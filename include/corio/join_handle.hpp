@@ -4,11 +4,14 @@
 #include <corio/detail/root.hpp>
 #include <corio/task.hpp>
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <ostream>
 #include <system_error>
 #include <utility>
 
@@ -143,4 +146,24 @@ class join_handle {
   std::coroutine_handle<promise_type> frame_;
 };
 
+/// Writes "task ID" (as runtime::tasks() and dump_tasks() name it), or "task (none)" for an empty
+/// handle; fmt's `{}` formats the same way.
+template <class T>
+std::ostream& operator<<(std::ostream& os, const join_handle<T>& h) {
+  if (!h.valid()) return os << "task (none)";
+  return os << "task " << h.id();
+}
+
 }  // namespace corio
+
+/// @cond
+template <class T>
+struct fmt::formatter<corio::join_handle<T>> {
+  constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+  template <class Ctx>
+  auto format(const corio::join_handle<T>& h, Ctx& ctx) const {
+    if (!h.valid()) return fmt::format_to(ctx.out(), "task (none)");
+    return fmt::format_to(ctx.out(), "task {}", h.id());
+  }
+};
+/// @endcond

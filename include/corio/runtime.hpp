@@ -3,6 +3,7 @@
 
 #include <corio/detail/root.hpp>
 #include <corio/features.hpp>
+#include <corio/inspect.hpp>
 #include <corio/join_handle.hpp>
 #include <corio/stats.hpp>
 #include <corio/task.hpp>
@@ -13,7 +14,9 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace corio {
 
@@ -35,8 +38,9 @@ struct runtime_options {
   /// A blocking-pool thread exits after this long without a job.
   std::chrono::milliseconds blocking_keep_alive{10'000};
   /// Receives the exception of a task nobody joined (detached, or its handle dropped unawaited),
-  /// with the task's id, on the worker that finished the task. Empty: one line on stderr. It must
-  /// not throw.
+  /// with the task's id: on the worker that finished the task, or, when the last handle of a task
+  /// that had already finished is dropped, on the thread that drops it. Empty: one line on
+  /// stderr. It must not throw.
   std::function<void(std::exception_ptr, std::uint64_t task_id)> on_unhandled_exception{};
 };
 
@@ -90,6 +94,19 @@ class runtime {
 
   /// Counters of every worker; callable from any thread at any time.
   [[nodiscard]] runtime_stats stats() const;
+  /// Every live task (spawned and not finished), oldest first: its state, what it waits for and
+  /// since when, and its async backtrace (the chain of awaiting coroutines). Callable from any
+  /// thread, and from a task (then the caller shows as `running`). To read the tasks safely, it
+  /// pauses every other worker between two resumptions until the snapshot is taken -- a worker
+  /// busy in one long resumption delays it. While nobody calls it, what it reads costs a few
+  /// stores per co_await and 32 bytes per coroutine frame (docs/design.md). While the
+  /// runtime shuts down (its main task finished) it returns no task. From a task it throws
+  /// std::runtime_error if another snapshot of this runtime is in progress; from other threads
+  /// it waits for that one.
+  [[nodiscard]] std::vector<task_info> tasks() const;
+  /// tasks(), formatted: one header line per task and one line per frame (to_string(task_info)),
+  /// after a line with the runtime's stats.
+  [[nodiscard]] std::string dump_tasks() const;
   /// What the kernel's io_uring offered when this runtime was constructed (probed once then);
   /// callable from any thread, valid as long as the runtime.
   [[nodiscard]] const kernel_features& features() const noexcept;

@@ -60,6 +60,40 @@ struct result_cell {
 };
 inline constexpr result_cell_ops void_cell_ops{0, [](void*) noexcept {}, [](void*) noexcept {}};
 
+/// What promise_base::await_transform hands to `co_await`: forwards to the awaiter of the
+/// awaitable, which it holds by value when the awaitable's operator co_await made one (elided into
+/// place: immovable awaiters are fine), else by reference -- to an lvalue, or to the temporary of
+/// the co_await's own full-expression, which outlives the suspension.
+template <class W>
+struct sited_awaiter {
+  W w;
+  decltype(auto) get() noexcept {
+    if constexpr (std::is_reference_v<W>) {
+      return static_cast<W>(w);  // the awaitable's own value category
+    } else {
+      return (w);  // an lvalue, as co_await treats a materialized awaiter
+    }
+  }
+  decltype(auto) await_ready() { return get().await_ready(); }
+  template <class P>
+  decltype(auto) await_suspend(std::coroutine_handle<P> h) {
+    return get().await_suspend(h);
+  }
+  decltype(auto) await_resume() { return get().await_resume(); }
+};
+template <class A>
+auto make_sited_awaiter(A&& a) {
+  if constexpr (requires { static_cast<A&&>(a).operator co_await(); }) {
+    using W = decltype(static_cast<A&&>(a).operator co_await());
+    return sited_awaiter<W>{static_cast<A&&>(a).operator co_await()};
+  } else if constexpr (requires { operator co_await(static_cast<A&&>(a)); }) {
+    using W = decltype(operator co_await(static_cast<A&&>(a)));
+    return sited_awaiter<W>{operator co_await(static_cast<A&&>(a))};
+  } else {
+    return sited_awaiter<A&&>{static_cast<A&&>(a)};
+  }
+}
+
 /// State shared by every task promise, whatever its value type.
 ///
 /// A nested task (awaited by another coroutine) transfers to `continuation_` when it finishes. A
@@ -107,8 +141,31 @@ class promise_base {
     frame_free(block, size);
   }
 
+  /// Records where this coroutine suspends: every `co_await` in a task passes through here, and
+  /// the awaitable is awaited as it would be without (sited_awaiter). The call site comes from
+  /// the compiler builtins in the default arguments -- three stores per await, no allocation --
+  /// and is what runtime::tasks() shows for each frame of a task's async backtrace.
+  template <class A>
+  auto await_transform(A&& awaitable, const char* file = __builtin_FILE(),
+                       const char* function = __builtin_FUNCTION(),
+                       unsigned line = __builtin_LINE()) {
+    site_file_ = file;
+    site_function_ = function;
+    site_line_ = line;
+    return make_sited_awaiter(static_cast<A&&>(awaitable));
+  }
+
   std::coroutine_handle<> continuation_;
   task_header* root_ = nullptr;
+  /// The task this one awaits right now (null when it awaits anything else): the next frame
+  /// down the async backtrace. Written by the awaiting side only (task's awaiter), so it is
+  /// owned by whichever worker runs the task.
+  promise_base* child_ = nullptr;
+  /// The last `co_await` this coroutine reached (await_transform); line 0: it has not suspended
+  /// since it started.
+  const char* site_file_ = nullptr;
+  const char* site_function_ = nullptr;
+  unsigned site_line_ = 0;
   std::exception_ptr exception_;
   /// A root task's result cell (set by the runtime before the task starts), and how to make one
   /// for this promise's value type (null: the result stays in the frame).
@@ -230,7 +287,10 @@ class [[nodiscard]] task {
   /// (join_handle::cancel) cancels the operations the awaited task suspends in.
   auto operator co_await() & noexcept {
     struct awaiter : awaiter_base {
-      decltype(auto) await_resume() { return this->h_.promise().result(); }
+      decltype(auto) await_resume() {
+        this->unlink();
+        return this->h_.promise().result();
+      }
     };
     return awaiter{{h_}};
   }
@@ -238,6 +298,7 @@ class [[nodiscard]] task {
   auto operator co_await() && noexcept {
     struct awaiter : awaiter_base {
       decltype(auto) await_resume() {
+        this->unlink();
         if constexpr (std::is_void_v<T>) {
           this->h_.promise().result();
         } else if constexpr (std::is_reference_v<T>) {
@@ -259,20 +320,37 @@ class [[nodiscard]] task {
   friend promise_type;
   explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
 
+  // An awaiting task links its promise to the awaited one (promise_base::child_) for the
+  // duration of the await, so a task's frames can be walked from its root down; an awaiting
+  // coroutine of another type simply ends the chain.
   struct awaiter_base {
     std::coroutine_handle<promise_type> h_;
+    detail::promise_base* parent_ = nullptr;
     bool await_ready() const {
       if (!h_) detail::throw_empty_task();
       return h_.done();
     }
-#if CORIO_DETAIL_TRAMPOLINE
-    void await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    template <class P>
+    void link(std::coroutine_handle<P> awaiting) noexcept {
       h_.promise().continuation_ = awaiting;
+      if constexpr (std::is_base_of_v<detail::promise_base, P>) {
+        parent_ = &awaiting.promise();
+        parent_->child_ = &h_.promise();
+      }
+    }
+    void unlink() noexcept {
+      if (parent_ != nullptr) parent_->child_ = nullptr;
+    }
+#if CORIO_DETAIL_TRAMPOLINE
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+      link(awaiting);
       detail::resume_after_return(h_);
     }
 #else
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-      h_.promise().continuation_ = awaiting;
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> awaiting) noexcept {
+      link(awaiting);
       return h_;
     }
 #endif

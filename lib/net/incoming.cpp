@@ -344,6 +344,12 @@ bool take_locked(incoming_state* s, incoming_waiter& w) noexcept {
 
 }  // namespace
 
+int incoming_listener_fd(const incoming_state* s) noexcept {
+  auto* st = const_cast<incoming_state*>(s);
+  std::lock_guard lock(st->m);
+  return st->ended ? -1 : st->listener->get();
+}
+
 incoming_state* incoming_create(fd_owner& listener) {
   auto* s = new incoming_state;
   s->listener = &listener;
@@ -387,7 +393,7 @@ bool incoming_wait(incoming_state* s, incoming_waiter& w, std::coroutine_handle<
   w.node.handle = h;
   w.node.task = wk->current_task();
   w.cancel = &cancel_waiter;
-  if (!corio::detail::begin_wait(*wk, w.node.task, &w)) {
+  if (!corio::detail::begin_wait(*wk, w.node.task, &w, corio::detail::wait_kind::accept)) {
     w.cancelled = true;
     return false;
   }

@@ -29,6 +29,7 @@ barrier::barrier(std::size_t participants) : participants_(participants) {
 barrier::arrive_awaiter::arrive_awaiter(barrier& b) noexcept : barrier_(b) {
   lock = &b.lock_;
   simple_wait::attempt = &barrier::attempt;
+  simple_wait::what = "barrier arrive_and_wait";
   simple_wait::enroll = &barrier::enroll;
 }
 

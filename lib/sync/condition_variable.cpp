@@ -32,6 +32,7 @@ class condition_variable::notify_wait : public detail::simple_wait {
       : cv_(cv), mutex_(m), released_(released) {
     lock = &cv.lock_;
     simple_wait::attempt = &condition_variable::attempt;
+    simple_wait::what = "condition_variable wait";
     simple_wait::enroll = &condition_variable::enroll;
   }
   bool await_ready() noexcept { return false; }

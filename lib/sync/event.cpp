@@ -11,6 +11,7 @@ namespace corio {
 event::wait_awaiter::wait_awaiter(event& e) noexcept : event_(e) {
   lock = &e.lock_;
   simple_wait::attempt = &event::attempt;
+  simple_wait::what = "event wait";
   simple_wait::enroll = &event::enroll;
 }
 

@@ -24,6 +24,7 @@ namespace corio {
 mutex::lock_awaiter::lock_awaiter(mutex& m, bool cancellable) noexcept : mutex_(m) {
   lock = &m.lock_;
   simple_wait::attempt = &mutex::attempt;
+  simple_wait::what = "mutex lock";
   simple_wait::enroll = &mutex::enroll;
   simple_wait::cancellable = cancellable;
 }

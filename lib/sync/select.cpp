@@ -72,7 +72,7 @@ void enroll_select(deferred_action* a, worker& w) noexcept {
     }
   }
   st->cancel = &cancel_select;
-  if (!begin_wait(w, st->node.task, st)) {
+  if (!begin_wait(w, st->node.task, st, wait_kind::select)) {
     // Without native locks a child may claim concurrently; only a successful claim arrives.
     bool decided = st->claim(wait_target::cancelled_state);
     st->unlock_all();
@@ -136,6 +136,7 @@ void select_wait::await_suspend(std::coroutine_handle<> h) {
 children_wait::children_wait(select_state& st) noexcept : st_(st) {
   lock = &st.children_lock;
   attempt = &attempt_fn;
+  what = "select: its branches finishing";
   enroll = &enroll_fn;
   cancellable = false;
 }

@@ -10,6 +10,7 @@ namespace corio {
 semaphore::acquire_awaiter::acquire_awaiter(semaphore& s) noexcept : sem_(s) {
   lock = &s.lock_;
   simple_wait::attempt = &semaphore::attempt;
+  simple_wait::what = "semaphore acquire";
   simple_wait::enroll = &semaphore::enroll;
 }
 

@@ -32,6 +32,7 @@ shared_mutex::wait_op::wait_op(shared_mutex& m, bool exclusive) noexcept
   lock = &m.lock_;
   simple_wait::attempt = &shared_mutex::attempt;
   simple_wait::enroll = &shared_mutex::enroll;
+  simple_wait::what = exclusive ? "shared_mutex lock" : "shared_mutex lock_shared";
 }
 
 shared_mutex::wait_op::~wait_op() {

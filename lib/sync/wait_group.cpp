@@ -14,6 +14,7 @@ namespace corio {
 wait_group::wait_awaiter::wait_awaiter(wait_group& g) noexcept : group_(g) {
   lock = &g.lock_;
   simple_wait::attempt = &wait_group::attempt;
+  simple_wait::what = "wait_group wait";
   simple_wait::enroll = &wait_group::enroll;
 }
 

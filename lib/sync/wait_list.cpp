@@ -113,7 +113,7 @@ void enroll_simple(deferred_action* a, worker& w) noexcept {
     return;
   }
   s->cancel = &cancel_wait;
-  if (s->cancellable && !begin_wait(w, s->node.task, s)) {
+  if (s->cancellable && !begin_wait(w, s->node.task, s, wait_kind::sync)) {
     s->lock->unlock();
     s->state.store(wait_target::cancelled_state, std::memory_order_relaxed);
     s->cancelled = true;

@@ -53,6 +53,9 @@ inline cli parse(int argc, char** argv, std::string_view what, std::vector<optio
       std::fprintf(f, "  %s--%-12s V  %s\n", shorter, o.name.c_str(), o.help.c_str());
     }
     std::fprintf(f, "      --%-12s    %s\n", "help", "show this help");
+    std::fprintf(f,
+                 "\nenvironment:\n  CORIO_DUMP_ON_SIGQUIT=1  SIGQUIT (kill -QUIT PID) prints every "
+                 "task and its backtrace to stderr\n");
   };
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];

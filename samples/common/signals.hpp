@@ -1,9 +1,12 @@
-// Clean exit on SIGINT and SIGTERM for the samples.
+// Clean exit on SIGINT and SIGTERM for the samples, and (opt-in) a task dump on SIGQUIT.
 //
 // stop_signals blocks both signals in the calling thread -- and so in every thread created later,
 // the runtime's workers included -- and reads them from a signalfd through corio. run_until_signal
 // runs the sample's work as a task and cancels it when a signal arrives: every task's destructors
-// run, block_on returns, and main returns 0.
+// run, block_on returns, and main returns 0. With CORIO_DUMP_ON_SIGQUIT=1 in the environment,
+// SIGQUIT (kill -QUIT, or Ctrl-\ on a terminal) prints every live task with its backtrace to
+// stderr (corio::dump_current_tasks) and the sample goes on; without it SIGQUIT keeps its default
+// action.
 #pragma once
 
 #include <corio/corio.hpp>
@@ -14,8 +17,11 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <utility>
 
 namespace samples {
@@ -26,6 +32,8 @@ class stop_signals {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    const char* dump = std::getenv("CORIO_DUMP_ON_SIGQUIT");
+    if (dump != nullptr && std::string_view(dump) == "1") sigaddset(&set_, SIGQUIT);
     if (pthread_sigmask(SIG_BLOCK, &set_, nullptr) != 0)
       throw std::runtime_error("pthread_sigmask");
     int fd = ::signalfd(-1, &set_, SFD_CLOEXEC);
@@ -36,12 +44,17 @@ class stop_signals {
   stop_signals& operator=(const stop_signals&) = delete;
   ~stop_signals() { ::close(fd_); }
 
-  /// Waits for SIGINT or SIGTERM; returns its number.
+  /// Waits for SIGINT or SIGTERM; returns its number. Answers SIGQUIT, if enabled, meanwhile.
   corio::task<int> wait() {
     auto in = corio::fd_stream::borrow(fd_);
-    signalfd_siginfo info{};
-    co_await in.read_exact(std::as_writable_bytes(std::span(&info, 1)));
-    co_return static_cast<int>(info.ssi_signo);
+    for (;;) {
+      signalfd_siginfo info{};
+      co_await in.read_exact(std::as_writable_bytes(std::span(&info, 1)));
+      if (info.ssi_signo != SIGQUIT) co_return static_cast<int>(info.ssi_signo);
+      std::string dump = corio::dump_current_tasks();
+      std::fwrite(dump.data(), 1, dump.size(), stderr);
+      std::fflush(stderr);
+    }
   }
 
  private:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Integration: the networking samples with real clients (socat), and the load client.
-#   echo_tcp: socat round trips (a line, 1 MiB), echo_client verifies 2 s of load, SIGTERM exits 0.
+#   echo_tcp: socat round trips (a line, 1 MiB), echo_client verifies 2 s of load, SIGTERM exits 0;
+#     with CORIO_DUMP_ON_SIGQUIT=1, SIGQUIT prints the tasks (the accept loop, a connection's
+#     read) and the server goes on serving.
 #   echo_udp: socat datagrams.  general_io: files and pipes through stdin/stdout, SIGINT on a pipe.
 set -euo pipefail
 dir=$1
@@ -21,6 +23,31 @@ grep -q "errors: 0" "$work/client.log" || { cat "$work/client.log"; exit 1; }
 grep -o '[0-9]* msgs/s' "$work/client.log"
 stop TERM
 echo "echo_tcp: ok"
+
+CORIO_DUMP_ON_SIGQUIT=1 start echo_tcp --port 0 --workers 2
+# A connection that stays open (socat keeps reading the fifo this script holds open).
+mkfifo "$work/hold"
+socat -u "$work/hold" "TCP:127.0.0.1:$port" &
+pids+=($!)
+exec 4>"$work/hold"
+sleep 0.3
+kill -s QUIT "$server"
+for _ in $(seq 100); do
+  grep -q "read on fd" "$work/server.log" && break
+  sleep 0.05
+done
+grep -q '^corio: [0-9]* live tasks' "$work/server.log" || fail "no task dump after SIGQUIT"
+grep -Eq '^task [0-9]+ "[^"]*" waiting .*: accept on fd [0-9]+' "$work/server.log" ||
+  fail "the dump does not show the accept loop"
+grep -Eq '^task [0-9]+ "[^"]*" waiting .*: read on fd [0-9]+' "$work/server.log" ||
+  fail "the dump does not show the connection's read"
+grep -Eq '^    #0 [a-z_]+ at .*echo_tcp.cpp:[0-9]+$' "$work/server.log" ||
+  fail "the dump has no backtrace into echo_tcp.cpp"
+got=$(printf 'still here\n' | socat -t 2 - "TCP:127.0.0.1:$port")
+[[ $got == "still here" ]] || fail "echo_tcp stopped serving after SIGQUIT"
+exec 4>&-
+stop TERM
+echo "echo_tcp SIGQUIT dump: ok"
 
 start echo_udp --port 0 --tasks 3
 got=$(printf 'ping' | socat -t 1 - "UDP:127.0.0.1:$port")

@@ -129,6 +129,8 @@ void wake(wait_target& t) noexcept;
 struct simple_wait : wait_target, waiter {
   spin_lock* lock = nullptr;
   bool (*attempt)(simple_wait* self) noexcept = nullptr;
+  /// What is awaited, for runtime::tasks() ("mutex lock", "channel receive", ...).
+  const char* what = "wait";
   void (*enroll)(simple_wait* self) noexcept = nullptr;
   /// False for waits that must complete whatever happens to the task (joining the children of
   /// a scope being cancelled): they register no wait point, so cancellation does not reach them.

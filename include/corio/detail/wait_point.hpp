@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 
 namespace corio::detail {
 
@@ -16,9 +17,25 @@ class worker;
 /// worker that registered it (its owner), which runs `cancel` there. `cancel` must make the waiting
 /// coroutine runnable exactly once, now or later -- for a ring op, when the kernel's completion of
 /// the cancelled op has been reaped -- and sets `cancelled` so the awaiter reports it.
+/// What kind of awaiter a wait point is, so that runtime::tasks() can describe the wait: each
+/// kind is one concrete type (task_dump.cpp casts to it).
+enum class wait_kind : std::uint8_t {
+  none,
+  io,            // io_state (io_awaiter.hpp): a socket, file or fd operation
+  nop,           // nop_state: a ring NOP
+  ring_timeout,  // ring_timeout_state: an IORING_OP_TIMEOUT
+  sleep,         // timer_node (time.hpp)
+  join,          // join_waiter (root.hpp)
+  blocking,      // blocking_job (blocking.hpp)
+  sync,          // simple_wait (wait_list.hpp): a channel, mutex, semaphore, ...
+  select,        // select_state (select.cpp)
+  accept,        // incoming_waiter (net/incoming.hpp)
+};
+
 struct wait_point {
   void (*cancel)(wait_point* self, worker& owner) noexcept = nullptr;
-  bool cancelled = false;  // owner thread, before the coroutine is made runnable
+  bool cancelled = false;            // owner thread, before the coroutine is made runnable
+  wait_kind kind = wait_kind::none;  // set by begin_wait
 };
 
 /// An active timeout scope of a task (corio::timeout around an awaitable that is not a single ring
@@ -28,10 +45,11 @@ struct cancel_scope {
   std::atomic<bool> cancelled{false};
 };
 
-/// Registers `p` as the wait point of task `t`, suspending on worker `w` (the caller's). Returns
+/// Registers `p` (a `kind`) as the wait point of task `t`, suspending on worker `w` (the caller's),
+/// and notes when the wait began (the worker's clock of its last poll, no clock read). Returns
 /// false, registering nothing, if `t` or one of its active scopes was cancelled: the awaiter must
 /// then not suspend and must report operation_cancelled. A null `t` (no task) always succeeds.
-bool begin_wait(worker& w, task_header* t, wait_point* p);
+bool begin_wait(worker& w, task_header* t, wait_point* p, wait_kind kind);
 /// The wait completed on its owner worker (ring op, timer): called before the coroutine is
 /// made runnable.
 void end_wait_owner(task_header* t) noexcept;

@@ -28,6 +28,8 @@ struct incoming_waiter : corio::detail::wait_point {
 };
 
 incoming_state* incoming_create(fd_owner& listener);
+/// The listening socket's fd (-1 once closed), for runtime::tasks().
+int incoming_listener_fd(const incoming_state* s) noexcept;
 /// Drops the user's reference: cancels the multishot accept, closes connections nobody took.
 void incoming_release(incoming_state* s) noexcept;
 /// Takes a connection without waiting if one is queued (or the end or an error is known).
