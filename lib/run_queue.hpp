@@ -35,7 +35,9 @@
 
 namespace corio::detail {
 
-template <class T, std::uint32_t Capacity>
+// `Atomic` is std::atomic in the runtime; test/model substitutes an instrumented atomic with the
+// same interface subset (load, store, compare_exchange_weak/strong) to explore interleavings.
+template <class T, std::uint32_t Capacity, template <class> class Atomic = std::atomic>
 class run_queue {
   static_assert(std::is_pointer_v<T>, "slots hold pointers");
   static_assert(Capacity >= 2 && (Capacity & (Capacity - 1)) == 0, "power of two");
@@ -186,9 +188,9 @@ class run_queue {
     }
   }
 
-  alignas(64) std::atomic<std::uint64_t> head_{0};
-  alignas(64) std::atomic<std::uint32_t> tail_{0};
-  alignas(64) std::atomic<T> buf_[Capacity];
+  alignas(64) Atomic<std::uint64_t> head_{0};
+  alignas(64) Atomic<std::uint32_t> tail_{0};
+  alignas(64) Atomic<T> buf_[Capacity];
 };
 
 }  // namespace corio::detail
