@@ -34,7 +34,7 @@ struct task_info {
   /// set_task_name's name, or else the function of the task's outermost coroutine (empty for a
   /// task that has not started).
   std::string name;
-  task_state state = task_state::runnable;
+  task_state state = task_state::runnable;  ///< what it was doing
   /// For a waiting task: what it waits for, e.g. "recv on fd 7 (peer 127.0.0.1:4000)", "sleep
   /// (due in 12 ms)", "join task 3", "mutex lock". Empty otherwise.
   std::string wait;
@@ -55,7 +55,9 @@ struct task_info {
 /// `task 12 "serve" waiting 1.250 s on worker 1: recv on fd 7 (peer 127.0.0.1:4000)` then
 /// `    #0 read_request at samples/http_server.cpp:88`.
 [[nodiscard]] std::string to_string(const task_info& t);
+/// Writes to_string(s).
 std::ostream& operator<<(std::ostream& os, task_state s);
+/// Writes to_string(t); fmt's `{}` formats the same way.
 std::ostream& operator<<(std::ostream& os, const task_info& t);
 
 /// Names the calling task in runtime::tasks() and dump_tasks() (replacing any earlier name).
