@@ -33,12 +33,15 @@
 #include <corio/detail/io_awaiter.hpp>
 #include <corio/detail/wait_list.hpp>
 #include <corio/inspect.hpp>
+#include <corio/net/address.hpp>
 #include <corio/net/incoming.hpp>
 #include <corio/runtime.hpp>
 #include <corio/select.hpp>
 #include <corio/time.hpp>
 
 #include <fmt/format.h>
+
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -89,7 +92,23 @@ std::string describe_wait(const wait_point* p, const std::int64_t now, task_info
       std::string d = a.kind == io_kind::openat
                           ? fmt::format("{} {}", a.what, static_cast<const char*>(a.buf))
                           : fmt::format("{} on fd {}", a.what, a.fd);
-      if (a.describe != nullptr) a.describe(a.describe_ctx, d);
+      if (a.describe != nullptr) {
+        a.describe(a.describe_ctx, d);
+      } else if (a.fd >= 0) {
+        // A socket's peer, asked for now: no operation pays for keeping it. The fd stays open
+        // while its op is pending, unless a thread outside the runtime closes it meanwhile (then
+        // the number may name another socket: a wrong peer in a diagnostic, nothing worse).
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        if (::getpeername(a.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+          if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+            auto peer = net::socket_address::from_native(reinterpret_cast<sockaddr*>(&ss), len);
+            d += fmt::format(" (peer {})", peer);
+          } else if (ss.ss_family == AF_UNIX) {
+            d += " (unix socket)";
+          }
+        }
+      }
       if (a.exact) d += fmt::format(", {} of {} bytes done", a.done, a.len);
       if (s.deadline.heap_index != timer_node::not_queued) {
         d += fmt::format(", times out in {} ms", (s.deadline.deadline_ns - now) / 1'000'000);

@@ -39,7 +39,8 @@ done
 grep -q '^corio: [0-9]* live tasks' "$work/server.log" || fail "no task dump after SIGQUIT"
 grep -Eq '^task [0-9]+ "[^"]*" waiting .*: accept on fd [0-9]+' "$work/server.log" ||
   fail "the dump does not show the accept loop"
-grep -Eq '^task [0-9]+ "[^"]*" waiting .*: read on fd [0-9]+' "$work/server.log" ||
+grep -Eq '^task [0-9]+ "[^"]*" waiting .*: read on fd [0-9]+ \(peer 127\.0\.0\.1:[0-9]+\)' \
+  "$work/server.log" ||
   fail "the dump does not show the connection's read"
 grep -Eq '^    #0 [a-z_]+ at .*echo_tcp.cpp:[0-9]+$' "$work/server.log" ||
   fail "the dump has no backtrace into echo_tcp.cpp"
