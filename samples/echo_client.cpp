@@ -6,8 +6,10 @@
 //
 // Each connection writes DEPTH messages back to back, reads the DEPTH echoes, checks them byte for
 // byte, and repeats until the time is up. The exit status is non-zero on any error, wrong byte or
-// missing echo. On a terminal it shows progress once a second.
+// missing echo. On a terminal it shows progress once a second. SIGINT or SIGTERM ends the run
+// early: the summary covers what was measured until then.
 #include "common/cli.hpp"
+#include "common/signals.hpp"
 
 #include <corio/corio.hpp>
 
@@ -125,6 +127,8 @@ corio::task<> connection(const settings& s, std::size_t id, clk::time_point end,
       for (std::size_t i = 0; i < s.depth; ++i) local.add(ns);
       t.messages.fetch_add(s.depth, std::memory_order_relaxed);
     }
+  } catch (const corio::operation_cancelled&) {
+    // SIGINT or SIGTERM: the run ends early; what was measured so far still counts.
   } catch (const std::exception& e) {
     t.fail(fmt::format("connection {}: {}", id, e.what()));
   }
@@ -182,6 +186,7 @@ int main(int argc, char** argv) {
     if (s.length == 0 || s.depth == 0 || s.connections == 0) {
       throw std::invalid_argument("connections, length and pipeline must be at least 1");
     }
+    samples::stop_signals signals;  // before the runtime's threads, which inherit the mask
     corio::runtime rt{corio::runtime_options{.workers = workers}};
     totals t;
     auto start = clk::now();
@@ -192,14 +197,19 @@ int main(int argc, char** argv) {
         "echo_client: {} connections x {} bytes (pipeline {}) to {} for {} s on {} workers\n",
         s.connections, s.length, s.depth, s.addr, s.seconds, rt.worker_count());
     std::fflush(stdout);
-    rt.block_on([](const settings& s, totals& t, clk::time_point start, clk::time_point end,
+    // A signal cancels the load: the scope cancels the connections and waits for them, so their
+    // latencies are merged into the totals before the summary.
+    auto load = [](const settings& s, totals& t, clk::time_point start, clk::time_point end,
                    bool tty) -> corio::task<> {
-      std::vector<corio::join_handle<void>> conns;
-      for (std::size_t i = 0; i < s.connections; ++i)
-        conns.push_back(corio::spawn(connection(s, i, end, t)));
       if (tty) corio::spawn(progress(t, start, end)).detach();
-      for (auto& c : conns) co_await c;
-    }(s, t, start, end, tty));
+      auto body = [&](corio::scope& sc) -> corio::task<> {  // named first (GCC 12, README)
+        for (std::size_t i = 0; i < s.connections; ++i) sc.spawn(connection(s, i, end, t));
+        co_return;
+      };
+      co_await corio::scoped(std::move(body));
+    };
+    bool finished = rt.block_on(samples::run_until_signal(signals, load(s, t, start, end, tty)));
+    if (!finished) fmt::print("echo_client: interrupted, results so far\n");
     double secs = std::chrono::duration<double>(clk::now() - start).count();
     double mps = static_cast<double>(t.messages.load()) / secs;
     fmt::print("messages: {}  errors: {}\n", t.messages.load(), t.errors.load());

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Integration: the networking samples with real clients (socat), and the load client.
-#   echo_tcp: socat round trips (a line, 1 MiB), echo_client verifies 2 s of load, SIGTERM exits 0;
+#   echo_tcp: socat round trips (a line, 1 MiB), echo_client verifies 2 s of load (and stops
+#     cleanly on SIGINT, with its summary), SIGTERM exits 0;
 #     with CORIO_DUMP_ON_SIGQUIT=1, SIGQUIT prints the tasks (the accept loop, a connection's
 #     read) and the server goes on serving.
 #   echo_udp: socat datagrams.  general_io: files and pipes through stdin/stdout, SIGINT on a pipe.
@@ -21,6 +22,18 @@ cmp "$work/blob" "$work/blob.echo" || { echo "echo_tcp mangled 1 MiB"; exit 1; }
 "$dir/echo_client" --port "$port" -c 20 -l 100 -d 2 -t 1 >"$work/client.log"
 grep -q "errors: 0" "$work/client.log" || { cat "$work/client.log"; exit 1; }
 grep -o '[0-9]* msgs/s' "$work/client.log"
+# SIGINT ends a long run early, cleanly, with the summary of what was measured.
+"$dir/echo_client" --port "$port" -c 5 -l 64 -d 60 -t 1 >"$work/client-int.log" 2>&1 &
+client=$!
+pids+=($client)
+sleep 1
+kill -INT "$client"
+rc=0
+timeout 10 tail --pid="$client" -f /dev/null || fail "echo_client ignored SIGINT"
+wait "$client" || rc=$?
+[[ $rc == 0 ]] || { cat "$work/client-int.log"; fail "echo_client exit status $rc after SIGINT"; }
+grep -q "interrupted" "$work/client-int.log" && grep -q "errors: 0" "$work/client-int.log" ||
+  { cat "$work/client-int.log"; fail "echo_client printed no summary after SIGINT"; }
 stop TERM
 echo "echo_tcp: ok"
 
