@@ -224,7 +224,11 @@ std::vector<task_info> runtime_core::inspect_tasks() {
   }
   std::unique_lock lock(ws->m);
   // The runtime stopping is not signalled on the condition variable: look every millisecond.
+  // A caller on a worker blocks that worker's thread here, and the wake-ups it sent to parked
+  // peers may be MSG_RING SQEs in its own ring that a failed submit left queued (EAGAIN, EBUSY):
+  // only this thread can submit them, so it does, each time round.
   while (ws->arrived < expected && !ws->refused && !stop_requested()) {
+    if (self != nullptr) self->flush();
     ws->cv.wait_for(lock, std::chrono::milliseconds(1));
   }
   if (ws->arrived == expected && !ws->refused) {
