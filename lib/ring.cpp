@@ -332,8 +332,17 @@ kernel_features probe_kernel(const ring_config& config) {
 }
 
 ring::ring(const ring_config& config, const kernel_features& features) {
+#ifdef CORIO_FAULT_INJECTION
+  // `entries`: the probe ran with the configured size, which only bounds what works; a smaller
+  // ring exercises the full-SQ and CQ-overflow paths.
+  ring_config sized = config;
+  if (fault_.entries() != 0) sized.entries = fault_.entries();
+  int rc = try_setup(ring_, sized.entries, features.setup_flags, sized);
+  if (rc < 0) throw_setup_error(-rc, sized.entries);
+#else
   int rc = try_setup(ring_, config.entries, features.setup_flags, config);
   if (rc < 0) throw_setup_error(-rc, config.entries);
+#endif
   defer_taskrun_ = features.defer_taskrun;
   taskrun_flag_ = features.taskrun_flag;
   if (features.register_ring_fd) registered_ = io_uring_register_ring_fd(&ring_) == 1;
@@ -351,6 +360,10 @@ void ring::unregister_ring_fd() noexcept {
 }
 
 int ring::submit() noexcept {
+#ifdef CORIO_FAULT_INJECTION
+  fault_.before_flush(ring_);
+  if (int rc = fault_.submit_fault()) return rc;  // nothing flushed: the SQEs go next time
+#endif
   for (;;) {
     int rc = io_uring_submit(&ring_);
     if (rc != -EINTR) return rc;
@@ -358,6 +371,10 @@ int ring::submit() noexcept {
 }
 
 int ring::submit_and_get_events() noexcept {
+#ifdef CORIO_FAULT_INJECTION
+  fault_.before_flush(ring_);
+  if (int rc = fault_.submit_fault()) return rc;
+#endif
   for (;;) {
     int rc = io_uring_submit_and_get_events(&ring_);
     if (rc != -EINTR) return rc;
@@ -365,6 +382,18 @@ int ring::submit_and_get_events() noexcept {
 }
 
 int ring::submit_and_wait(std::int64_t timeout_ns) noexcept {
+#ifdef CORIO_FAULT_INJECTION
+  fault_.before_flush(ring_);
+  if (fault_.held() != 0) {
+    // A held CQE is ready for the caller's next reap: waiting in the kernel could sleep forever.
+    int rc;
+    do {
+      rc = io_uring_submit(&ring_);
+    } while (rc == -EINTR);
+    return rc < 0 ? rc : 0;
+  }
+  if (int rc = fault_.wait_fault()) return rc;  // as a signal would: the caller looks again
+#endif
   io_uring_cqe* cqe = nullptr;
   if (timeout_ns < 0) return io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);
   __kernel_timespec ts{};

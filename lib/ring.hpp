@@ -8,6 +8,10 @@
 
 #include <liburing.h>
 
+#ifdef CORIO_FAULT_INJECTION
+#include "fault.hpp"
+#endif
+
 #include <cstdint>
 #include <string>
 
@@ -78,6 +82,9 @@ class ring {
   /// consumed; returns the count. The rest stay in the CQ, in order, for the next call.
   template <class F>
   unsigned reap(unsigned max, F&& f) {
+#ifdef CORIO_FAULT_INJECTION
+    if (fault_.reorder_on() || fault_.held() != 0) return reap_reordered(max, f);
+#endif
     unsigned head;
     unsigned n = 0;
     io_uring_cqe* cqe;
@@ -90,7 +97,9 @@ class ring {
     return n;
   }
 
-  bool cq_has_overflow() const noexcept { return io_uring_cq_has_overflow(&ring_); }
+  bool cq_has_overflow() const noexcept {
+    return io_uring_cq_has_overflow(&ring_);
+  }
 
   /// Drops the registration of the ring fd (IORING_REGISTER_RING_FDS), which belongs to the
   /// thread that made it; call on the owner thread before another thread closes the ring.
@@ -108,6 +117,46 @@ class ring {
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;
   bool registered_ = false;
+
+#ifdef CORIO_FAULT_INJECTION
+  // `reorder` (fault.hpp). Held CQEs are delivered first at the next reap, so each is late by
+  // one reap at most; submit_and_wait never sleeps while one is held (that would strand it, and
+  // with it a wake-up or an op's completion), it returns at once so that the caller reaps.
+  template <class F>
+  unsigned reap_reordered(unsigned max, F& f) {
+    unsigned n = 0;
+    while (n < max && fault_.held() != 0) {
+      fault::held_cqe h = fault_.pop_held();
+      io_uring_cqe c{};
+      c.user_data = h.user_data;
+      c.res = h.res;
+      c.flags = h.flags;
+      f(static_cast<const io_uring_cqe&>(c));
+      ++n;
+    }
+    // Still holding (budget spent): taking more from the CQ would pass the held ones.
+    if (fault_.held() != 0) return n;
+    unsigned head;
+    unsigned taken = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      if (n == max) break;
+      fault::injector::verdict v = fault_.judge(*cqe);
+      if (v == fault::injector::verdict::stop) break;
+      if (v == fault::injector::verdict::hold) {
+        fault_.hold(*cqe);
+      } else {
+        f(static_cast<const io_uring_cqe&>(*cqe));
+        ++n;
+      }
+      ++taken;
+    }
+    io_uring_cq_advance(&ring_, taken);
+    return n;
+  }
+
+  fault::injector fault_;
+#endif
 };
 
 /// A std::system_error for a failed ring call: "<what> (errno N): <strerror>".
