@@ -247,11 +247,16 @@ void worker::cancel_op(io_op* op) noexcept {
 }
 
 void worker::reserve_sqes(unsigned n) {
-  if (ring_->sq_entries() - ring_->sq_pending() >= n) return;
-  int rc = ring_->submit();
-  worker_counters::bump(counters_.enter_calls);
-  if (rc < 0 && rc != -EAGAIN && rc != -EBUSY) {
-    throw_ring_error(-rc, fmt::format("corio: worker {}: io_uring_enter failed", index_));
+  // Until there is room: a submit refused for now (EAGAIN, EBUSY; see get_sqe) must not let the
+  // caller's linked SQEs straddle two submissions, which would cut the link.
+  while (ring_->sq_entries() - ring_->sq_pending() < n) {
+    int rc = ring_->submit();
+    worker_counters::bump(counters_.enter_calls);
+    if (rc == -EAGAIN || rc == -EBUSY) {
+      std::this_thread::yield();
+    } else if (rc < 0) {
+      throw_ring_error(-rc, fmt::format("corio: worker {}: io_uring_enter failed", index_));
+    }
   }
 }
 
@@ -481,9 +486,18 @@ void worker::post(deferred_action* a) {
 }
 
 void worker::flush() noexcept {
-  if (ring_->sq_pending() == 0) return;
-  (void)ring_->submit();
-  worker_counters::bump(counters_.enter_calls);
+  // Until the SQ is empty: an fd about to be closed must not stay referenced by an SQE that a
+  // refused submit (EAGAIN, EBUSY) left behind, or it would reach the kernel after the close and
+  // act on whatever file then has the number. Another error means the ring is unusable.
+  while (ring_->sq_pending() != 0) {
+    int rc = ring_->submit();
+    worker_counters::bump(counters_.enter_calls);
+    if (rc == -EAGAIN || rc == -EBUSY) {
+      std::this_thread::yield();
+    } else if (rc < 0) {
+      return;
+    }
+  }
 }
 
 void worker::push_inbox(sched_node* n) {

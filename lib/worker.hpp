@@ -121,8 +121,8 @@ class worker {
   /// Runs `a` on this worker between two resumptions (from any thread; wakes the worker). If the
   /// session ends first, `a` runs from close() with draining() true: it must then not submit.
   void post(deferred_action* a);
-  /// Submits the SQEs prepared so far, now (an fd about to be closed must not stay referenced
-  /// by an unsubmitted SQE).
+  /// Submits the SQEs prepared so far, now, retrying while the kernel refuses for the moment (an
+  /// fd about to be closed must not stay referenced by an unsubmitted SQE).
   void flush() noexcept;
   bool has_inbox() const noexcept { return inbox_flag_.load(std::memory_order_seq_cst); }
   std::uint32_t queue_len() const noexcept { return queue_.approx_len(); }
