@@ -15,6 +15,7 @@
 //
 // The head limit is enforced here, not with http_parser_set_max_header_size (a global): while
 // the head is incomplete, feed() gives http-parser no more than the head bytes still allowed.
+// So is the rejection of a bare CR in the head (scan_head), which the library tolerates.
 #include "request.hpp"
 #include "text.hpp"
 
@@ -43,6 +44,13 @@ struct parser::impl {
   // built non-strict in Debian and lets "HTTX/1.1" or two spaces pass, so we check it again.
   std::string line;
   bool line_complete = false;
+  // The bare-CR scan of the head (scan_head): Debian's non-strict http-parser takes a CR that no
+  // LF follows as a line end, so "X: \rTransfer-Encoding: chunked" would frame the body as chunked
+  // for us and not for a proxy in front (CVE-2023-30589). RFC 9112 2.2 allows rejecting it.
+  bool cr_pending = false;    // the last head byte scanned was a CR
+  bool head_text = false;     // a byte other than CR or LF was scanned (leading empty lines skip)
+  int line_ends = 0;          // consecutive line ends since the last other byte
+  bool head_scanned = false;  // the blank line that ends the head was scanned
   std::exception_ptr thrown;  // by a callback; rethrown by feed() once http-parser returned
 
   explicit impl(const limits& l) : lim(l) { reset(); }
@@ -55,6 +63,8 @@ struct parser::impl {
     failure = status::ok;
     begun = head_complete = complete = in_value = continue_expected = line_complete = false;
     line.clear();
+    cr_pending = head_text = head_scanned = false;
+    line_ends = 0;
   }
 
   // Runs before http-parser sees `data`: until the head is complete, it uses every byte.
@@ -67,6 +77,28 @@ struct parser::impl {
         return;
       }
     }
+  }
+
+  // Runs before http-parser sees `data`, up to the blank line that ends the head: false if a CR
+  // is followed by anything but LF. The state carries over between pieces, so the verdict does
+  // not depend on how the bytes were split.
+  bool scan_head(std::string_view data) noexcept {
+    for (char c : data) {
+      if (head_scanned) return true;
+      if (cr_pending) {
+        if (c != '\n') return false;
+        cr_pending = false;
+      }
+      if (c == '\r') {
+        cr_pending = true;
+      } else if (c == '\n') {
+        if (head_text && ++line_ends == 2) head_scanned = true;
+      } else {
+        head_text = true;
+        line_ends = 0;
+      }
+    }
+    return true;
   }
 
   // METHOD SP target SP HTTP/d.d, with exactly one space between them.
@@ -237,6 +269,10 @@ std::size_t parser::feed(std::string_view data) {
         break;
       }
       chunk = std::min(chunk, m.lim.max_head_bytes - m.head_bytes);
+      if (!m.scan_head(data.substr(used, chunk))) {
+        m.failure = status::bad_request;
+        break;
+      }
       if (!m.line_complete) m.capture_line(data.substr(used, chunk));
     }
     std::size_t n = http_parser_execute(&m.hp, &impl::settings, data.data() + used, chunk);

@@ -265,6 +265,31 @@ TEST_SUITE("http_parser") {
     }
   }
 
+  TEST_CASE("a CR that no LF follows in the head is 400, however the bytes are split (T35)") {
+    // A bare CR read as a line end would hide a Transfer-Encoding from a proxy that does not
+    // (CVE-2023-30589): here it would frame the body as chunked and echo "abc".
+    for (std::string_view bad : {
+             "POST /echo HTTP/1.1\r\nHost: x\r\nX-Abc: \rxTransfer-Encoding: chunked\r\n\r\n"
+             "3\r\nabc\r\n0\r\n\r\n"sv,
+             "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"sv,
+             "GET / HTTP/1.1\rHost: x\r\n\r\n"sv,
+             "GET /\r HTTP/1.1\r\n\r\n"sv,
+             "GET / HTTP/1.1\r\nHost: x\r\r\n\r\n"sv,
+         }) {
+      CAPTURE(bad);
+      CHECK(error_of(bad) == status::bad_request);
+      for (std::size_t piece = 1; piece <= 7; ++piece) {
+        CAPTURE(piece);
+        CHECK(parse(bad, piece).error == status::bad_request);
+      }
+    }
+    // A CR in a body is data.
+    parsed ok = parse("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\rb", 1);
+    REQUIRE(ok.error == status::ok);
+    REQUIRE(ok.requests.size() == 1);
+    CHECK(ok.requests[0].body == "a\rb");
+  }
+
   TEST_CASE("leading empty lines and bare LF line ends are tolerated (RFC 9112 2.2)") {
     parsed r = parse("\r\n\r\nGET /lf HTTP/1.1\nHost: x\n\nGET /crlf HTTP/1.0\r\n\r\n", 1);
     REQUIRE(r.error == status::ok);
