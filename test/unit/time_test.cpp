@@ -110,7 +110,9 @@ TEST_SUITE("time") {
           }(),
           {.workers = workers});
       MESSAGE("workers=" << workers << " worst lateness " << late << " ms");
-      CHECK(late < (corio::test::faults_injected() ? 100 : 20));
+      // Starvation would be seconds late; a loaded 2-core box (the long tier at load 10) has been
+      // seen at 24 ms.
+      CHECK(late < (corio::test::faults_injected() ? 100 : 50));
     }
   }
 
