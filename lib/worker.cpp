@@ -246,15 +246,19 @@ void worker::cancel_op(io_op* op) noexcept {
   }
 }
 
+int worker::submit_or_yield() noexcept {
+  int rc = ring_->submit();
+  worker_counters::bump(counters_.enter_calls);
+  if (rc != -EAGAIN && rc != -EBUSY) return rc;
+  std::this_thread::yield();
+  return 0;
+}
+
 void worker::reserve_sqes(unsigned n) {
   // Until there is room: a submit refused for now (EAGAIN, EBUSY; see get_sqe) must not let the
   // caller's linked SQEs straddle two submissions, which would cut the link.
   while (ring_->sq_entries() - ring_->sq_pending() < n) {
-    int rc = ring_->submit();
-    worker_counters::bump(counters_.enter_calls);
-    if (rc == -EAGAIN || rc == -EBUSY) {
-      std::this_thread::yield();
-    } else if (rc < 0) {
+    if (int rc = submit_or_yield(); rc < 0) {
       throw_ring_error(-rc, fmt::format("corio: worker {}: io_uring_enter failed", index_));
     }
   }
@@ -273,11 +277,7 @@ io_uring_sqe* worker::get_sqe() {
     // under memory pressure (EAGAIN) or while CQEs wait in its overflow list (EBUSY, older
     // kernels); retry after letting other threads run. Reaping here is not an option: this may
     // be called from inside the reap loop.
-    int rc = ring_->submit();
-    worker_counters::bump(counters_.enter_calls);
-    if (rc == -EAGAIN || rc == -EBUSY) {
-      std::this_thread::yield();
-    } else if (rc < 0) {
+    if (int rc = submit_or_yield(); rc < 0) {
       throw_ring_error(-rc, fmt::format("corio: worker {}: io_uring_enter failed", index_));
     }
   }
@@ -490,13 +490,7 @@ void worker::flush() noexcept {
   // refused submit (EAGAIN, EBUSY) left behind, or it would reach the kernel after the close and
   // act on whatever file then has the number. Another error means the ring is unusable.
   while (ring_->sq_pending() != 0) {
-    int rc = ring_->submit();
-    worker_counters::bump(counters_.enter_calls);
-    if (rc == -EAGAIN || rc == -EBUSY) {
-      std::this_thread::yield();
-    } else if (rc < 0) {
-      return;
-    }
+    if (submit_or_yield() < 0) return;
   }
 }
 

@@ -166,6 +166,9 @@ class worker {
   void dec_in_flight() noexcept {
     in_flight_.store(in_flight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
+  /// One submit; a refusal for the moment (EAGAIN, EBUSY) yields the CPU and counts as 0
+  /// consumed. Returns SQEs consumed, or another -errno (the ring is unusable).
+  int submit_or_yield() noexcept;
   void drain_ring();
   void cancel_in_batches();
   void link_in_flight(io_op* op) noexcept;
