@@ -1,17 +1,29 @@
 #include "blocking_pool.hpp"
 
 #include "context.hpp"
+#include "fork_guard.hpp"
 
 #include <pthread.h>
 #include <signal.h>
+
+#include <new>
 
 namespace corio::detail {
 
 blocking_pool::blocking_pool(runtime_core& rt, std::size_t max_threads,
                              std::chrono::milliseconds keep_alive)
-    : rt_(rt), max_threads_(max_threads), keep_alive_(keep_alive) {}
+    : rt_(rt), max_threads_(max_threads), keep_alive_(keep_alive), epoch_(fork_guard::epoch()) {}
 
 blocking_pool::~blocking_pool() {
+  if (epoch_ != fork_guard::epoch()) {
+    // A forked child destroying an inherited runtime: the threads are the parent's (none of them
+    // exists here, so none can be joined) and one of them may have held mutex_ at the fork. The
+    // handles are parked in static storage, never joined nor destroyed, and reachable for LSan.
+    alignas(std::list<std::thread>) static unsigned char parked[2][sizeof(std::list<std::thread>)];
+    new (parked[0]) std::list<std::thread>(std::move(threads_));
+    new (parked[1]) std::list<std::thread>(std::move(exited_));
+    return;
+  }
   std::list<std::thread> all;
   {
     std::lock_guard lock(mutex_);
@@ -73,6 +85,9 @@ void blocking_pool::thread_main(std::list<std::thread>::iterator self) {
       ++running_jobs_;
       lock.unlock();
       job->execute(job);  // ends with complete_blocking: `job` may be gone afterwards
+      if (fork_guard::epoch() != epoch_) [[unlikely]] {
+        fork_guard::child_resumed_parent_runtime("blocking-pool thread");  // the job forked
+      }
       lock.lock();
       --running_jobs_;
       ++jobs_run_;

@@ -59,6 +59,7 @@ class blocking_pool {
   bool shutdown_ = false;
   std::list<std::thread> threads_;  // live threads
   std::list<std::thread> exited_;   // threads that returned, to be joined
+  const unsigned epoch_;            // fork_guard::epoch() at construction
 };
 
 }  // namespace corio::detail

@@ -343,12 +343,15 @@ ring::ring(const ring_config& config, const kernel_features& features) {
   int rc = try_setup(ring_, config.entries, features.setup_flags, config);
   if (rc < 0) throw_setup_error(-rc, config.entries);
 #endif
+  fork_entry_.ring = &ring_;
+  fork_guard::add_ring(&fork_entry_);
   defer_taskrun_ = features.defer_taskrun;
   taskrun_flag_ = features.taskrun_flag;
   if (features.register_ring_fd) registered_ = io_uring_register_ring_fd(&ring_) == 1;
 }
 
 ring::~ring() {
+  fork_guard::remove_ring(&fork_entry_);
   exit_ring(ring_);
 }
 

@@ -12,6 +12,8 @@
 #include "fault.hpp"
 #endif
 
+#include "fork_guard.hpp"
+
 #include <cstdint>
 #include <string>
 
@@ -114,6 +116,7 @@ class ring {
   }
 
   io_uring ring_{};
+  fork_guard::ring_entry fork_entry_;  // in the fork guard's list from setup to exit
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;
   bool registered_ = false;

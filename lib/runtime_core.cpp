@@ -126,6 +126,8 @@ runtime_core::runtime_core(runtime_options options)
       idle_(options_.workers),
       registry_(options_.workers + 1),
       blocking_(*this, options_.max_blocking_threads, options_.blocking_keep_alive) {
+  fork_guard::install();
+  fork_epoch_ = fork_guard::epoch();
   workers_.reserve(options_.workers);
   for (std::size_t i = 0; i < options_.workers; ++i) {
     workers_.push_back(std::make_unique<worker>(*this, static_cast<unsigned>(i)));
@@ -141,7 +143,13 @@ runtime_core::~runtime_core() {
 
 task_header* runtime_core::begin_main(std::coroutine_handle<> frame, promise_base* promise) {
   if (!frame) throw std::logic_error("corio::runtime::block_on: the task is empty (moved from?)");
-  if (current_worker() != nullptr) {
+  if (fork_epoch_ != fork_guard::epoch()) {
+    frame.destroy();
+    fork_guard::check(fork_epoch_, "corio::runtime::block_on");
+  }
+  // A worker of a runtime inherited through fork() is not nesting: that runtime is dead here.
+  if (worker* w = current_worker();
+      w != nullptr && w->runtime().fork_epoch() == fork_guard::epoch()) {
     frame.destroy();
     throw std::logic_error(
         "corio::runtime::block_on called from a worker thread (nested block_on); await the "

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "blocking_pool.hpp"
+#include "fork_guard.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
 #include "registry.hpp"
@@ -42,6 +43,9 @@ class runtime_core {
   /// P4 of idle.hpp: wakes `target` if it is parked.
   void notify_worker(worker& target, worker* sender);
   bool stop_requested() const noexcept { return stop_.load(std::memory_order_seq_cst); }
+  /// fork_guard::epoch() when this runtime was created: a different current value means this is
+  /// a forked child, which must not use the runtime (fork_guard.hpp).
+  unsigned fork_epoch() const noexcept { return fork_epoch_; }
 
   // ---- root tasks ----
   /// Registers `t` and queues its first resumption; `spawner` is the calling worker or nullptr.
@@ -75,6 +79,7 @@ class runtime_core {
   idle_set idle_;
   registry registry_;
   std::atomic<bool> stop_{false};
+  unsigned fork_epoch_ = 0;
   std::atomic<bool> in_session_{false};
   task_header* main_ = nullptr;  // written before the session's threads start
   std::atomic<std::uint64_t> foreign_spawned_{0};

@@ -160,6 +160,10 @@ task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, sp
         "corio::spawn called outside a runtime: call it from a task or from spawn_blocking "
         "code, or use runtime::spawn");
   }
+  if (rt->fork_epoch() != fork_guard::epoch()) {
+    frame.destroy();
+    fork_guard::check(rt->fork_epoch(), "corio::spawn");
+  }
   if (kind == spawn_kind::local && w == nullptr) {
     frame.destroy();
     throw std::logic_error("corio::spawn_local must be called from a task on a worker thread");
@@ -173,6 +177,10 @@ task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, sp
 
 task_header* spawn_root_on(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise) {
   if (!frame) throw std::logic_error("corio: the task to run is empty (moved from?)");
+  if (rt.fork_epoch() != fork_guard::epoch()) {
+    frame.destroy();
+    fork_guard::check(rt.fork_epoch(), "corio::runtime::spawn");
+  }
   worker* w = current_worker();
   task_header* t = task_header::create(rt, frame, *promise, nullptr);
   if (w != nullptr) share_locals(t, w->current_task());

@@ -131,6 +131,10 @@ void worker::run() {
     }
     if (searching_) end_search();
     run_task(n);
+    // A task that called fork() and went on in the child lands here, in the child (fork_guard).
+    if (fork_guard::epoch() != rt_.fork_epoch()) [[unlikely]] {
+      fork_guard::child_resumed_parent_runtime("worker thread");
+    }
     if (++since_poll_ >= poll_interval) poll();
   }
   if (searching_) {
