@@ -17,6 +17,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string_view>
+#include <utility>
 
 namespace corio::detail::fault {
 
@@ -32,6 +33,7 @@ constexpr std::uint32_t nop_inject_result = 1u << 0;
 constexpr std::uint64_t first_op_user_data = 4096;
 
 std::atomic<std::uint64_t> rings_created{0};
+std::atomic<std::uint64_t> n_partial{0}, n_eager{0}, n_completed_on_submit{0};
 
 std::uint64_t splitmix(std::uint64_t& x) noexcept {
   std::uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -67,6 +69,20 @@ std::uint64_t parse_uint(std::string_view key, std::string_view v, std::uint64_t
     throw std::invalid_argument(fmt::format("corio: CORIO_FAULTS: {}={} is out of range", key, v));
   }
   return n;
+}
+
+int parse_errno(std::string_view key, std::string_view v) {
+  static constexpr std::pair<std::string_view, int> names[] = {{"ENOSYS", ENOSYS},
+                                                               {"EPERM", EPERM},
+                                                               {"ENOMEM", ENOMEM},
+                                                               {"EINVAL", EINVAL},
+                                                               {"EMFILE", EMFILE}};
+  for (auto [name, err] : names) {
+    if (v == name) return err;
+  }
+  auto n = parse_uint(key, v, 4095);
+  if (n == 0) throw std::invalid_argument("corio: CORIO_FAULTS: setup wants a non-zero errno");
+  return static_cast<int>(n);
 }
 
 // Once per distinct CORIO_FAULTS value, so a failing log always holds the seed to replay.
@@ -130,6 +146,12 @@ config load() {
       c.submit_p = parse_probability(key, value);
     } else if (key == "error") {
       c.error_p = parse_probability(key, value);
+    } else if (key == "partial") {
+      c.partial_p = parse_probability(key, value);
+    } else if (key == "eager") {
+      c.eager_p = parse_probability(key, value);
+    } else if (key == "setup") {
+      c.setup_errno = parse_errno(key, value);
     } else if (key == "entries") {
       c.entries = static_cast<unsigned>(parse_uint(key, value, 32768));
       if (c.entries == 0) {
@@ -138,7 +160,7 @@ config load() {
     } else {
       throw std::invalid_argument(fmt::format(
           "corio: CORIO_FAULTS names an unknown fault '{}' (known: seed, short, reorder, submit, "
-          "error, entries)",
+          "error, partial, eager, setup, entries)",
           key));
     }
   }
@@ -243,6 +265,44 @@ void injector::mutate(io_uring_sqe& sqe) noexcept {
 int injector::submit_fault() noexcept {
   if (!chance(cfg_.submit_p)) return 0;
   return (next() & 1) ? -EAGAIN : -EBUSY;
+}
+
+int setup_errno() {
+  return load().setup_errno;
+}
+
+unsigned injector::partial_submit(const io_uring& r) noexcept {
+  unsigned head = r.sq.sqe_head, n = r.sq.sqe_tail - head;
+  if (n < 2 || (r.flags & IORING_SETUP_SQPOLL) || !chance(cfg_.partial_p)) return 0;
+  // k in [1, n-1], moved down past any SQE that links to the next: a link chain goes whole.
+  for (unsigned k = 1 + static_cast<unsigned>(next() % (n - 1)); k > 0; --k) {
+    const io_uring_sqe& last = r.sq.sqes[(head + k - 1) & r.sq.ring_mask];
+    if ((last.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) == 0) {
+      n_partial.fetch_add(1, std::memory_order_relaxed);
+      return k;
+    }
+  }
+  return 0;
+}
+
+bool injector::eager_submit(const io_uring& r) noexcept {
+  if (cfg_.eager_p <= 0 || r.sq.sqe_tail == r.sq.sqe_head) return false;
+  const io_uring_sqe& newest = r.sq.sqes[(r.sq.sqe_tail - 1) & r.sq.ring_mask];
+  // Not inside a link chain being built (the next SQE belongs to it), nor for internal SQEs.
+  if (newest.user_data < first_op_user_data) return false;
+  if (newest.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)) return false;
+  if (!chance(cfg_.eager_p)) return false;
+  n_eager.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+totals counts() noexcept {
+  return {n_partial.load(std::memory_order_relaxed), n_eager.load(std::memory_order_relaxed),
+          n_completed_on_submit.load(std::memory_order_relaxed)};
+}
+
+void count_completed_on_submit() noexcept {
+  n_completed_on_submit.fetch_add(1, std::memory_order_relaxed);
 }
 
 int injector::wait_fault() noexcept {

@@ -89,6 +89,9 @@ namespace {
 }
 
 int try_setup(io_uring& r, unsigned entries, unsigned flags, const ring_config& config) {
+#ifdef CORIO_FAULT_INJECTION
+  if (int err = fault::setup_errno()) return -err;
+#endif
   io_uring_params p{};
   p.flags = flags | IORING_SETUP_CQSIZE;
   p.cq_entries = entries * 4;
@@ -362,10 +365,45 @@ void ring::unregister_ring_fd() noexcept {
   }
 }
 
+#ifdef CORIO_FAULT_INJECTION
+int ring::submit_first(unsigned k) noexcept {
+  // liburing flushes [sqe_head, sqe_tail): hide the SQEs past the first k for one submit.
+  unsigned tail = ring_.sq.sqe_tail;
+  ring_.sq.sqe_tail = ring_.sq.sqe_head + k;
+  int rc;
+  do {
+    rc = io_uring_submit(&ring_);
+  } while (rc == -EINTR);
+  ring_.sq.sqe_tail = tail;
+  return rc;
+}
+
+void ring::after_prepare() noexcept {
+  if (!fault_.eager_submit(ring_)) return;
+  std::uint64_t ud = ring_.sq.sqes[(ring_.sq.sqe_tail - 1) & ring_.sq.ring_mask].user_data;
+  fault_.before_flush(ring_);
+  // Submit and run the task work at once: the CQE of an op that completes inline is posted
+  // while its awaiter is still in await_suspend. A refused submit leaves the SQEs queued.
+  int rc;
+  do {
+    rc = io_uring_submit_and_get_events(&ring_);
+  } while (rc == -EINTR);
+  unsigned head;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    if (cqe->user_data == ud) {
+      fault::count_completed_on_submit();
+      break;
+    }
+  }
+}
+#endif
+
 int ring::submit() noexcept {
 #ifdef CORIO_FAULT_INJECTION
   fault_.before_flush(ring_);
   if (int rc = fault_.submit_fault()) return rc;  // nothing flushed: the SQEs go next time
+  if (unsigned k = fault_.partial_submit(ring_)) return submit_first(k);
 #endif
   for (;;) {
     int rc = io_uring_submit(&ring_);
@@ -377,6 +415,7 @@ int ring::submit_and_get_events() noexcept {
 #ifdef CORIO_FAULT_INJECTION
   fault_.before_flush(ring_);
   if (int rc = fault_.submit_fault()) return rc;
+  if (unsigned k = fault_.partial_submit(ring_)) return submit_first(k);
 #endif
   for (;;) {
     int rc = io_uring_submit_and_get_events(&ring_);
@@ -396,6 +435,8 @@ int ring::submit_and_wait(std::int64_t timeout_ns) noexcept {
     return rc < 0 ? rc : 0;
   }
   if (int rc = fault_.wait_fault()) return rc;  // as a signal would: the caller looks again
+  // io_uring_enter returns early, without waiting, when it took fewer SQEs than it was given.
+  if (unsigned k = fault_.partial_submit(ring_)) return submit_first(k);
 #endif
   io_uring_cqe* cqe = nullptr;
   if (timeout_ns < 0) return io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);

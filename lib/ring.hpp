@@ -74,6 +74,12 @@ class ring {
 
   /// Submits pending SQEs without waiting; retries EINTR. Returns SQEs consumed or -errno.
   int submit() noexcept;
+  /// Called once an operation's SQE is prepared: nothing, except under fault injection (`eager`).
+#ifdef CORIO_FAULT_INJECTION
+  void after_prepare() noexcept;
+#else
+  void after_prepare() noexcept {}
+#endif
   /// Submits and runs pending task work (DEFER_TASKRUN), posting ready completions to the CQ.
   int submit_and_get_events() noexcept;
   /// Submits and waits until at least one CQE is ready or `timeout_ns` passed (-1: no timeout).
@@ -158,6 +164,7 @@ class ring {
     return n;
   }
 
+  int submit_first(unsigned k) noexcept;  // `partial`: submits only the first k new SQEs
   fault::injector fault_;
 #endif
 };

@@ -310,6 +310,7 @@ void worker::op_submitted(io_op* op) noexcept {
   link_in_flight(op);
   inc_in_flight();
   worker_counters::bump(counters_.sqes_submitted);
+  ring_->after_prepare();  // fault injection's `eager`; empty otherwise
 }
 
 void worker::arm_timer(timer_node* t) {
