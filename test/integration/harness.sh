@@ -1,15 +1,17 @@
 # Shared by the integration scripts that run a sample server (source it after setting $dir, the
 # directory of the sample executables):
-#   $work       a temporary directory, removed at exit with every process in $pids killed
+#   $work       a temporary directory, removed at exit with every process in $pids killed (and
+#               every directory in $extra_dirs removed)
 #   fail MSG    prints MSG and the tail of the server's log, exits 1
 #   start_sample NAME ARGS...   starts NAME, waits for its "listening on ADDR:PORT" line, sets
 #               $port and $server (the log is $work/server.log)
 #   stop_sample SIG             sends SIG to $server, expects exit status 0 within 10 s
 work=$(mktemp -d)
 pids=()
+extra_dirs=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  rm -rf "$work" "${extra_dirs[@]}"
 }
 trap cleanup EXIT
 

@@ -2,7 +2,8 @@
 # Integration: samples/http_server with real clients.
 #   curl: GET / (plaintext shape), HEAD, keep-alive (two URLs, one connection), POST /echo with a
 #     chunked upload and a 2 MiB Content-Length body (Expect: 100-continue), 413 for bodies over
-#     --max-body, static files byte-exact, 404, 405, path traversal and symlink escapes refused.
+#     --max-body, static files byte-exact, 404, 405, path traversal and symlink escapes refused,
+#     a 3 GiB file served whole with flat memory (T38).
 #   raw requests (socat, bash /dev/tcp): three pipelined requests in one packet answered in order,
 #     fifty pipelined requests answered in a few segments (the responses are batched), malformed
 #     input -> 400 and a closed connection, huge headers -> 431, gzip coding -> 501, a client
@@ -30,13 +31,21 @@ raw() {
 
 status_of() { head -1 | tr -d '\r' | cut -d' ' -f2; }
 
-mkdir -p "$work/root/sub"
-head -c 200000 /dev/urandom >"$work/root/sub/blob.bin"
-printf 'static text\n' >"$work/root/hello.txt"
-: >"$work/root/empty.txt"
+# The static root is on tmpfs when there is one: the 3 GiB sparse file below then reads as
+# zeros without filling the page cache.
+root=$(mktemp -d -p /dev/shm corio-http-XXXXXX 2>/dev/null || true)
+if [[ -n $root ]]; then
+  extra_dirs+=("$root")
+else
+  root=$work/root
+fi
+mkdir -p "$root/sub"
+head -c 200000 /dev/urandom >"$root/sub/blob.bin"
+printf 'static text\n' >"$root/hello.txt"
+: >"$root/empty.txt"
 printf 'secret\n' >"$work/secret.txt"
-ln -s "$work/secret.txt" "$work/root/escape.txt"
-ln -s hello.txt "$work/root/inside.txt"
+ln -s "$work/secret.txt" "$root/escape.txt"
+ln -s hello.txt "$root/inside.txt"
 head -c $((300 * 1024)) /dev/urandom >"$work/up300k"
 head -c $((2 << 20)) /dev/urandom >"$work/up2m"
 head -c $((5 << 20)) /dev/urandom >"$work/up5m"
@@ -47,7 +56,7 @@ rc=0
 "$dir/http_server" --root "$work/missing" --port 0 >"$work/bad.log" 2>&1 || rc=$?
 [[ $rc == 1 ]] && grep -q missing "$work/bad.log" || fail "a missing --root: exit $rc"
 
-start --port 0 --workers 2 --root "$work/root" --max-body $((4 << 20)) --header-timeout-ms 1500
+start --port 0 --workers 2 --root "$root" --max-body $((4 << 20)) --header-timeout-ms 1500
 
 # GET /: the TechEmpower plaintext shape.
 timeout 10 curl -sS -D "$work/h" -o "$work/b" "$base/" || fail "GET / failed"
@@ -96,13 +105,13 @@ echo "POST /echo (chunked, 2 MiB, 100-continue, 413): ok"
 
 # Static files, methods, paths.
 timeout 10 curl -sS -o "$work/blob.got" "$base/static/sub/blob.bin" || fail "static GET failed"
-cmp -s "$work/root/sub/blob.bin" "$work/blob.got" || fail "a static file came back different"
+cmp -s "$root/sub/blob.bin" "$work/blob.got" || fail "a static file came back different"
 [[ $(timeout 10 curl -sS "$base/static/hello.txt") == "static text" ]] || fail "hello.txt"
 [[ $(timeout 10 curl -sS "$base/static/inside.txt") == "static text" ]] ||
   fail "a symlink inside the root is not served"
 [[ $(timeout 10 curl -sS -w '%{http_code}' "$base/static/empty.txt") == 200 ]] ||
   fail "an empty file"
-[[ $(timeout 10 curl -sS "$base/static/s%75b/blob.bin" | cmp - "$work/root/sub/blob.bin" &&
+[[ $(timeout 10 curl -sS "$base/static/s%75b/blob.bin" | cmp - "$root/sub/blob.bin" &&
   echo same) == same ]] || fail "a percent-encoded path"
 grep -qi '^Content-Length: 200000' <(timeout 10 curl -sS -I "$base/static/sub/blob.bin" |
   tr -d '\r') || fail "HEAD on a static file"
@@ -120,6 +129,23 @@ for path in "/static/../secret.txt" "/static/sub/../../secret.txt" "/static/%2e%
   grep -q secret "$work/code.body" && fail "$path leaked the secret"
 done
 echo "static files, 404, 405, traversal: ok"
+
+# T38: a 3 GiB file (sparse) comes back whole, streamed: the server's peak resident memory
+# (VmHWM) stays within 64 MiB of its resident memory before.
+big=$((3 << 30))
+truncate -s "$big" "$root/big.bin"
+rss_before=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status")
+t0=$EPOCHREALTIME
+got=$(timeout 120 curl -sS -o /dev/null -w '%{size_download}' "$base/static/big.bin") ||
+  fail "the 3 GiB download failed"
+secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$server/status")
+[[ $got == "$big" ]] || fail "the 3 GiB file came back as $got bytes"
+((hwm - rss_before < 64 * 1024)) ||
+  fail "serving 3 GiB raised the peak RSS from $rss_before to $hwm KiB"
+rm -f "$root/big.bin"
+echo "a 3 GiB static file: whole, in $secs s, peak RSS $((hwm / 1024)) MiB" \
+  "(before: $((rss_before / 1024)) MiB): ok"
 
 # Three pipelined requests in one packet: answered in order.
 raw 'GET /?1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecondGET /?3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$work/pipe.out"
