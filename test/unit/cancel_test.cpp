@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -382,19 +383,22 @@ TEST_SUITE("cancel") {
   }
   TEST_CASE(
       "a cancelled read never touches its buffer after it resumed, and loses no byte "
-      "(guard buffers; pipes and sockets)") {
+      "(guard buffers; pipes and sockets; the writer a task or a foreign thread, T01/T02)") {
     // Each round: a task reads into a fresh guard buffer, a writer writes 16 bytes at a random
     // moment, and the reader is cancelled at a random moment. Once the join returned, the buffer
     // is made inaccessible: a read still pending in the kernel would now fault instead of writing
     // into freed memory, and it would consume bytes. So the bytes are accounted for: what the
     // reader got plus what is still readable (FIONREAD) is all that was written, and what it got
-    // is the pattern.
-    for (bool socket : {false, true}) {
+    // is the pattern. The writer is a task on a worker, or a plain thread outside the runtime.
+    const std::pair<bool, bool> variants[] = {
+        {false, false}, {true, false}, {false, true}, {true, true}};
+    for (auto [socket, foreign] : variants) {
       CAPTURE(socket);
+      CAPTURE(foreign);
       long rounds = corio::test::scaled(400);
       corio::runtime rt{{.workers = 2}};
       auto [got_data, got_cancelled] =
-          rt.block_on([](bool socket, long rounds) -> task<std::pair<long, long>> {
+          rt.block_on([](bool socket, bool foreign, long rounds) -> task<std::pair<long, long>> {
             long data = 0, cancelled = 0;
             std::mt19937 rng(11);
             const std::array<char, 16> msg{'c', 'o', 'r', 'i', 'o', '-', 'g', 'u',
@@ -410,11 +414,21 @@ TEST_SUITE("cancel") {
                 co_return co_await in.read(b);
               }(fds[0], buf->bytes()));
               auto write_us = std::chrono::microseconds(rng() % 60);
-              auto writer = corio::spawn([](int fd, std::chrono::microseconds after,
-                                            const std::array<char, 16>* m) -> task<> {
-                co_await corio::sleep_for(after);
-                REQUIRE(::write(fd, m->data(), m->size()) == 16);
-              }(fds[1], write_us, &msg));
+              std::optional<corio::join_handle<void>> writer;
+              std::thread thread_writer;
+              std::atomic<bool> written{false};
+              if (foreign) {
+                thread_writer = std::thread([fd = fds[1], write_us, &msg, &written] {
+                  std::this_thread::sleep_for(write_us);
+                  written = ::write(fd, msg.data(), msg.size()) == 16;
+                });
+              } else {
+                writer = corio::spawn([](int fd, std::chrono::microseconds after,
+                                         const std::array<char, 16>* m) -> task<> {
+                  co_await corio::sleep_for(after);
+                  REQUIRE(::write(fd, m->data(), m->size()) == 16);
+                }(fds[1], write_us, &msg));
+              }
               co_await corio::sleep_for(std::chrono::microseconds(rng() % 60));
               reader.cancel();
               std::size_t n = 0;
@@ -427,7 +441,12 @@ TEST_SUITE("cancel") {
               REQUIRE(n <= 16);
               CHECK(std::memcmp(buf->bytes().data(), msg.data(), n) == 0);
               buf->release();  // from here on, nobody may write into it
-              co_await writer;
+              if (foreign) {
+                thread_writer.join();  // at most 60 us of blocking this worker
+                CHECK(written);
+              } else {
+                co_await *writer;
+              }
               int left = -1;
               REQUIRE(::ioctl(fds[0], FIONREAD, &left) == 0);
               CHECK(n + static_cast<std::size_t>(left) == 16);
@@ -435,7 +454,7 @@ TEST_SUITE("cancel") {
               ::close(fds[1]);
             }
             co_return std::pair{data, cancelled};
-          }(socket, rounds));
+          }(socket, foreign, rounds));
       MESSAGE(got_data << " reads completed first, " << got_cancelled << " were cancelled");
       CHECK(got_data + got_cancelled == rounds);
       CHECK(rt.stats().total().ops_in_flight == 0);

@@ -8,6 +8,7 @@
 
 #include <corio/corio.hpp>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <string>
@@ -42,6 +43,43 @@ TEST_SUITE("file") {
           std::vector<std::byte> in(out.size());
           co_await f.read_exact_at(in, 0);
           CHECK(in == out);
+        }(path),
+        {.workers = 2});
+    ::unlink(path.c_str());
+  }
+
+  TEST_CASE(
+      "a 1 MiB + 3 byte file comes back byte for byte through 64 KiB reads, read_exact_at "
+      "and an fd_stream (T11)") {
+    std::string path = temp_path("odd");
+    corio::run(
+        [](std::string path) -> task<> {
+          auto out = corio::test::pattern((1u << 20) + 3, 110);
+          {
+            auto f = co_await corio::file::open(
+                path, open_mode::write | open_mode::create | open_mode::truncate);
+            co_await f.write_at(out, 0);
+            co_await f.close();
+          }
+          auto f = co_await corio::file::open(path, open_mode::read);
+          std::vector<std::byte> in;
+          std::vector<std::byte> buf(64 * 1024);
+          std::uint64_t off = 0;
+          while (std::size_t n = co_await f.read_at(buf, off)) {
+            in.insert(in.end(), buf.begin(), buf.begin() + static_cast<long>(n));
+            off += n;
+          }
+          CHECK(in == out);
+          std::vector<std::byte> whole(out.size());
+          co_await f.read_exact_at(whole, 0);
+          CHECK(whole == out);
+          int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+          REQUIRE(fd >= 0);
+          corio::fd_stream s(fd);
+          std::vector<std::byte> streamed(out.size());
+          co_await s.read_exact(streamed);
+          CHECK(streamed == out);
+          CHECK(co_await s.read(buf) == 0);
         }(path),
         {.workers = 2});
     ::unlink(path.c_str());
