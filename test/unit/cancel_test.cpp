@@ -392,7 +392,8 @@ TEST_SUITE("cancel") {
     // is the pattern. The writer is a task on a worker, or a plain thread outside the runtime.
     const std::pair<bool, bool> variants[] = {
         {false, false}, {true, false}, {false, true}, {true, true}};
-    for (auto [socket, foreign] : variants) {
+    for (const auto& variant : variants) {
+      const bool socket = variant.first, foreign = variant.second;
       CAPTURE(socket);
       CAPTURE(foreign);
       long rounds = corio::test::scaled(400);
