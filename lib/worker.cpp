@@ -108,6 +108,7 @@ void worker::close() noexcept {
   deferred_yields_.clear();
   deferred_.clear();
   timers_.clear();
+  note_timers();
   ring_fd_.store(-1, std::memory_order_release);
   ring_.reset();
   ::close(eventfd_);
@@ -271,6 +272,7 @@ void worker::reserve_sqes(unsigned n) {
 bool worker::disarm_timer(timer_node* t) noexcept {
   if (t->heap_index == timer_node::not_queued) return false;
   timers_.remove(t);
+  note_timers();
   return true;
 }
 
@@ -316,6 +318,7 @@ void worker::op_submitted(io_op* op) noexcept {
 void worker::arm_timer(timer_node* t) {
   t->owner = this;
   timers_.insert(t);
+  note_timers();
 }
 
 bool worker::poll() {
@@ -402,6 +405,7 @@ unsigned worker::fire_timers() {
     ++n;
   }
   if (n) worker_counters::bump(counters_.timers_fired, n);
+  note_timers();
   return n;
 }
 
@@ -562,6 +566,7 @@ void worker::arm_eventfd() {
 void worker::drain_ring() {
   draining_ = true;
   timers_.clear();  // sleepers are destroyed with their frames; nothing resumes them
+  note_timers();
   // Each op by its own user_data (a hash lookup in the kernel), then one CANCEL_ANY for what is
   // not an io_op (the eventfd read, internal SQEs): by then the kernel's tables are nearly empty.
   auto cancel_any = [this] {
@@ -644,6 +649,7 @@ worker_stats worker::snapshot() const noexcept {
   s.longest_poll_gap_ns = get(counters_.longest_poll_gap_ns);
   s.queue_depth = queue_.approx_len();
   s.ops_in_flight = in_flight();
+  s.timers_armed = timers_armed_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -29,6 +29,8 @@ struct worker_stats {
   std::uint64_t accept_pauses = 0;   ///< accepting paused for lack of fds or memory (EMFILE...)
   std::uint64_t queue_depth = 0;     ///< run queue length when the snapshot was taken
   std::uint64_t ops_in_flight = 0;   ///< ring operations in flight when the snapshot was taken
+  /// sleeps and operation deadlines armed on this worker's timer heap when the snapshot was taken
+  std::uint64_t timers_armed = 0;
   /// The longest time, in nanoseconds, between two consecutive polls of this worker's ring
   /// (submitting, reaping completions, firing timers) while it had work: how long a task that
   /// runs without suspending, or a long run queue, kept I/O and timers waiting (starvation).

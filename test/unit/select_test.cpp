@@ -332,4 +332,37 @@ TEST_SUITE("select") {
     CHECK(finished.load() == 10);
     CHECK(tx.try_send(1) == corio::send_status::full);  // no receiver left enrolled
   }
+
+  TEST_CASE(
+      "selects whose 10 s sleep loses to a channel, 200,000 of them, leave no timer armed (T28)") {
+    // The sender hands each value over while the select waits in about half of the rounds (then
+    // the sleep's timer is armed and must be removed when the receive wins); in the other half
+    // the value is already there and the sleep is never armed. The timer heap's size
+    // (timers_armed) is 0 after every select and at the end. 200,000 rounds here (a select with a
+    // sleep and a receive is a few microseconds, ten times that under TSan); the long tier's
+    // --scale 5 makes it the catalogue's million.
+    const long n = scaled(200'000);
+    corio::runtime rt{{.workers = 1}};
+    auto [received, max_armed] =
+        rt.block_on([](corio::runtime& rt, long n) -> task<std::pair<long, std::uint64_t>> {
+          auto [tx, rx] = corio::make_channel<long>(0);
+          auto sender = corio::spawn([](corio::sender<long> tx, long n) -> task<> {
+            for (long i = 0; i < n; ++i) co_await tx.send(i);
+          }(std::move(tx), n));
+          long got = 0;
+          std::uint64_t max_armed = 0;
+          for (long i = 0; i < n; ++i) {
+            auto r = co_await corio::select(corio::sleep_for(10s), rx.recv());
+            if (r.index() == 1 && std::get<1>(r) == i) ++got;
+            if (i % 1000 == 0) max_armed = std::max(max_armed, rt.stats().total().timers_armed);
+          }
+          co_await sender;
+          max_armed = std::max(max_armed, rt.stats().total().timers_armed);
+          co_return std::pair{got, max_armed};
+        }(rt, n));
+    CHECK(received == n);
+    CHECK(max_armed == 0);
+    CHECK(rt.stats().total().timers_armed == 0);
+    CHECK(rt.stats().total().ops_in_flight == 0);
+  }
 }
