@@ -5,7 +5,8 @@
 #     --max-body, static files byte-exact, 404, 405, path traversal and symlink escapes refused,
 #     a 3 GiB file served whole with flat memory (T38).
 #   raw requests (socat, bash /dev/tcp): three pipelined requests in one packet answered in order,
-#     fifty pipelined requests answered in a few segments (the responses are batched), malformed
+#     fifty pipelined requests answered in a few segments (the responses are batched), 1,000
+#     pipelined GETs and POSTs answered in order, malformed
 #     input -> 400 and a closed connection, huge headers -> 431, gzip coding -> 501, a client
 #     that sends one byte a second -> 408 while another client is served, a silent one -> 408.
 #   wrk: 2 s of keep-alive load with 1 and 2 workers, no socket error, no non-2xx answer.
@@ -167,6 +168,24 @@ exec 3<&-
 [[ $(grep -ao 'Hello, World!' "$work/fifty.out" | wc -l) == 50 ]] || fail "fifty pipelined: wrong count"
 [[ -n $segs && $segs -lt 20 ]] || fail "fifty pipelined answers took ${segs:-?} segments"
 echo "pipelining: ok (50 answers in $segs segments)"
+
+# 1,000 pipelined requests on one connection, GETs and POST /echo bodies alternating (T35): 1,001
+# answers, and the echoed bodies come back in order.
+for i in $(seq 1000); do
+  if ((i % 2)); then
+    printf 'GET /?%d HTTP/1.1\r\nHost: x\r\n\r\n' "$i"
+  else
+    printf 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n<%d>' $((${#i} + 2)) "$i"
+  fi
+done >"$work/thousand.req"
+printf 'GET /?last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >>"$work/thousand.req"
+timeout 20 socat -t 10 - "TCP:127.0.0.1:$port" <"$work/thousand.req" >"$work/thousand.out" ||
+  fail "1,000 pipelined requests: no answer"
+n=$(grep -ao 'HTTP/1.1 200 OK' "$work/thousand.out" | wc -l)
+[[ $n == 1001 ]] || fail "1,000 pipelined requests: $n answers of 1001"
+[[ $(grep -ao '<[0-9]*>' "$work/thousand.out" | tr -d '<>' | tr '\n' ' ') == \
+   "$(seq 2 2 1000 | tr '\n' ' ')" ]] || fail "1,000 pipelined requests: echoes out of order"
+echo "1,000 pipelined requests: ok"
 
 # Bad input: the right status, and the connection closed.
 check_raw() {  # expected-status request
