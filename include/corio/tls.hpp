@@ -120,6 +120,10 @@ class stream {
   /// An end of the TCP stream without close_notify throws std::system_error with
   /// corio::errc::unexpected_eof (a truncation attack cannot pass as a clean end).
   [[nodiscard]] task<std::size_t> read(std::span<std::byte> buf);
+  /// Decrypted bytes until `buf` is full; returns its size. A close_notify before that throws
+  /// std::system_error with corio::errc::unexpected_eof, naming how many bytes came; so does an
+  /// end of the TCP stream, as for read().
+  [[nodiscard]] task<std::size_t> read_exact(std::span<std::byte> buf);
   /// Encrypts and sends up to 64 KiB of `buf`; returns how many bytes were taken.
   [[nodiscard]] task<std::size_t> write(std::span<const std::byte> buf);
   /// Encrypts and sends all of `buf`; returns its size.

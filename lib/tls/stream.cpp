@@ -268,6 +268,22 @@ task<std::size_t> stream::read(std::span<std::byte> buf) {
   co_return co_await read_some(s, buf);
 }
 
+task<std::size_t> stream::read_exact(std::span<std::byte> buf) {
+  state& s = must(s_);
+  std::size_t got = 0;
+  while (got < buf.size()) {
+    std::size_t n = co_await read_some(s, buf.subspan(got));
+    if (n == 0) {
+      throw std::system_error(make_error_code(errc::unexpected_eof),
+                              fmt::format("TLS read_exact with {}: the peer ended the session "
+                                          "(close_notify) after {} of {} bytes",
+                                          s.peer, got, buf.size()));
+    }
+    got += n;
+  }
+  co_return got;
+}
+
 task<std::size_t> stream::write(std::span<const std::byte> buf) {
   state& s = must(s_);
   if (buf.empty()) co_return 0;

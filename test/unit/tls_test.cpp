@@ -14,6 +14,8 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -476,5 +478,162 @@ TEST_SUITE("tls") {
       co_return good;
     }());
     CHECK(ok == 64);
+  }
+
+  TEST_CASE("16 MiB each way through 4 KiB socket buffers (T34d)") {
+    corio::run(
+        []() -> task<> {
+          auto l = tcp_listener::bind("127.0.0.1:0");
+          // Loopback's MSS is 64 KiB: with windows of a few KiB, Linux would hold back window
+          // updates (silly-window avoidance) and the transfer would crawl on zero-window probes.
+          // A 1 KiB MSS, announced by the listener, keeps segments smaller than the windows.
+          int mss = 1024;
+          REQUIRE(::setsockopt(l.native_handle(), IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0);
+          auto server = corio::spawn([](tcp_listener& l) -> task<> {
+            auto a = co_await l.accept();
+            corio::test::set_buffers(a.stream.native_handle(), 4096);
+            auto s = co_await tls::accept(server_ctx(), std::move(a.stream));
+            std::vector<std::byte> buf(64 * 1024);
+            while (std::size_t n = co_await s.read(buf)) {
+              co_await s.write_all(std::span(buf).first(n));
+            }
+            co_await s.shutdown();
+          }(l));
+          auto tcp = co_await tcp_stream::connect(l.local_address());
+          corio::test::set_buffers(tcp.native_handle(), 4096);
+          auto s = co_await tls::connect(trusting_client(), std::move(tcp), "localhost");
+          std::vector<std::byte> out = pattern(std::size_t{16} << 20, 34), in(out.size());
+          auto writer = corio::spawn([](tls::stream& s, std::vector<std::byte>& out) -> task<> {
+            co_await s.write_all(out);
+            co_await s.shutdown();
+          }(s, out));
+          std::size_t got = 0;
+          while (got < in.size()) {
+            std::size_t n = co_await s.read(std::span(in).subspan(got));
+            REQUIRE(n > 0);
+            got += n;
+          }
+          co_await writer;
+          CHECK(in == out);
+          std::array<std::byte, 16> extra;
+          CHECK(co_await s.read(extra) == 0);
+          co_await server;
+        }(),
+        {.workers = 2});
+  }
+
+  TEST_CASE("both sides send close_notify at once: each then reads the end of stream (T34e)") {
+    for (int round = 0; round < 20; ++round) {
+      corio::run(
+          []() -> task<> {
+            auto l = tcp_listener::bind("127.0.0.1:0");
+            auto server = corio::spawn([](tcp_listener& l) -> task<bool> {
+              auto a = co_await l.accept();
+              auto s = co_await tls::accept(server_ctx(), std::move(a.stream));
+              std::array<std::byte, 5> hello;
+              co_await s.read_exact(hello);
+              co_await s.shutdown();
+              std::array<std::byte, 16> buf;
+              co_return co_await s.read(buf) == 0;
+            }(l));
+            auto tcp = co_await tcp_stream::connect(l.local_address());
+            auto s = co_await tls::connect(trusting_client(), std::move(tcp), "localhost");
+            co_await s.write_all(std::string_view("hello"));
+            co_await s.shutdown();  // races the server's
+            // read_exact wants bytes the session will never bring: its close_notify is an error
+            // there, and an end of stream for read.
+            std::array<std::byte, 16> buf;
+            std::error_code code;
+            try {
+              (void)co_await s.read_exact(buf);
+            } catch (const std::system_error& e) {
+              code = e.code();
+            }
+            CHECK(code == corio::errc::unexpected_eof);
+            CHECK(co_await s.read(buf) == 0);
+            CHECK(co_await server);
+          }(),
+          {.workers = 2});
+    }
+  }
+
+  TEST_CASE(
+      "a ClientHello sent a byte every 100 ms runs into the server's handshake timeout, "
+      "while another client is served (T34c)") {
+    corio::run(
+        []() -> task<> {
+          // A real ClientHello: what a corio client sends first, caught by a plain listener.
+          auto catcher = tcp_listener::bind("127.0.0.1:0");
+          auto hello_client = corio::spawn([](socket_address a) -> task<> {
+            auto tcp = co_await tcp_stream::connect(a);
+            try {
+              (void)co_await tls::connect(trusting_client(), std::move(tcp), "localhost");
+            } catch (const std::exception&) {  // the catcher hangs up
+            }
+          }(catcher.local_address()));
+          std::vector<std::byte> hello(4096);
+          {
+            auto a = co_await catcher.accept();
+            hello.resize(co_await a.stream.read(hello));
+          }
+          co_await hello_client;
+          REQUIRE(hello.size() > 100);
+          REQUIRE(hello[0] == std::byte{0x16});  // a handshake record
+
+          auto l = tcp_listener::bind("127.0.0.1:0");
+          // The server: each connection's handshake must finish within 600 ms.
+          auto handshake = [](tcp_stream tcp) -> task<std::string> {
+            try {
+              auto s = co_await corio::timeout(600ms, tls::accept(server_ctx(), std::move(tcp)));
+              std::vector<std::byte> buf(64);
+              std::size_t n = co_await s.read(buf);
+              co_await s.write_all(std::span(buf).first(n));
+              co_await s.shutdown();
+              co_return "served";
+            } catch (const corio::timed_out&) {
+              co_return "timed out";
+            }
+          };
+          auto slow_conn = co_await tcp_stream::connect(l.local_address());
+          auto slow_server = corio::spawn(handshake((co_await l.accept()).stream));
+          auto trickle =
+              corio::spawn([](tcp_stream& s, std::vector<std::byte>& hello) -> task<int> {
+                int sent = 0;
+                try {
+                  for (std::byte& b : hello) {
+                    co_await s.write_all(std::span(&b, 1));
+                    ++sent;
+                    co_await corio::sleep_for(100ms);
+                  }
+                } catch (const std::system_error&) {  // the server hung up
+                }
+                co_return sent;
+              }(slow_conn, hello));
+          // Meanwhile a normal client gets its echo.
+          auto start = std::chrono::steady_clock::now();
+          auto fast_tcp = co_await tcp_stream::connect(l.local_address());
+          auto fast_server = corio::spawn(handshake((co_await l.accept()).stream));
+          auto fast = co_await tls::connect(trusting_client(), std::move(fast_tcp), "localhost");
+          co_await fast.write_all(std::string_view("ping"));
+          std::array<std::byte, 4> pong;
+          co_await fast.read_exact(pong);
+          CHECK(std::chrono::steady_clock::now() - start < 500ms);
+          CHECK(co_await fast_server == "served");
+          CHECK(co_await slow_server == "timed out");
+          // The server closed the slow connection: the trickle stops with an error or an EOF
+          // read, long before its ClientHello is through.
+          slow_conn.shutdown(shutdown_how::write);
+          std::array<std::byte, 64> rest;
+          std::size_t tail = 0;
+          try {
+            while (std::size_t n = co_await slow_conn.read(rest)) tail += n;
+          } catch (const std::system_error&) {
+          }
+          int sent = co_await trickle;
+          CHECK(sent < static_cast<int>(hello.size()));
+          MESSAGE("the slow client got " << sent << " of " << hello.size()
+                                         << " ClientHello bytes through before the timeout");
+        }(),
+        {.workers = 2});
   }
 }
