@@ -21,10 +21,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 using corio::task;
@@ -144,10 +148,13 @@ std::string client_outcome(tls::context ctx, const char* server, std::string hos
       }(std::move(ctx), server, std::move(host)));
 }
 
-// `openssl s_server -www` with certificate `name`, on a free loopback port, for one test.
+// `openssl s_server` with certificate `name`, on a free loopback port, for one test: with
+// `mode` (default -quiet -www), stdin from `stdin_fd` (else /dev/null) and stdout into
+// `out_path`.
 class s_server {
  public:
-  explicit s_server(const char* name) {
+  explicit s_server(const char* name, std::vector<std::string> mode = {"-quiet", "-www"},
+                    int stdin_fd = -1, std::string out_path = "/dev/null") {
     {
       auto probe = tcp_listener::bind("127.0.0.1:0");  // a free port, released at once
       port_ = probe.local_address().port();
@@ -155,15 +162,23 @@ class s_server {
     const certs& c = the_certs();
     std::string cert = c.path(name) + std::string(".pem"), key = c.path(name) + std::string(".key");
     std::string port = std::to_string(port_);
-    std::vector<std::string> args{"openssl", "s_server", "-quiet", "-www", "-accept",
-                                  port,      "-cert",    cert,     "-key", key};
+    std::vector<std::string> args{"openssl", "s_server"};
+    args.insert(args.end(), mode.begin(), mode.end());
+    for (const std::string& a :
+         {std::string("-accept"), port, std::string("-cert"), cert, std::string("-key"), key}) {
+      args.push_back(a);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (stdin_fd >= 0) {
+      posix_spawn_file_actions_adddup2(&fa, stdin_fd, 0);
+    } else {
+      posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    }
+    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     int rc = posix_spawnp(&pid_, "openssl", &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -180,20 +195,21 @@ class s_server {
   std::uint16_t port_ = 0;
 };
 
+// Connects to 127.0.0.1:port, retrying while a server starts (up to 5 s).
+task<tcp_stream> connect_retrying(std::uint16_t port) {
+  auto addr = socket_address::parse(fmt::format("127.0.0.1:{}", port));
+  for (int i = 0;; ++i) {
+    auto r = co_await tcp_stream::connect(addr).nothrow();
+    if (r) co_return std::move(*r);
+    if (i == 100) throw std::system_error(r.error(), "the server did not start");
+    co_await corio::sleep_for(50ms);
+  }
+}
+
 // Connects to s_server (retrying while it starts, up to 5 s) and fetches its -www page over
 // TLS; returns the page, or the client's error message.
 task<std::string> fetch_from_s_server(std::uint16_t port, tls::context ctx, std::string host) {
-  auto addr = socket_address::parse(fmt::format("127.0.0.1:{}", port));
-  tcp_stream tcp;
-  for (int i = 0;; ++i) {
-    auto r = co_await tcp_stream::connect(addr).nothrow();
-    if (r) {
-      tcp = std::move(*r);
-      break;
-    }
-    if (i == 100) throw std::system_error(r.error(), "s_server did not start");
-    co_await corio::sleep_for(50ms);
-  }
+  tcp_stream tcp = co_await connect_retrying(port);
   try {
     auto s = co_await tls::connect(ctx, std::move(tcp), host);
     co_await s.write_all(std::string_view("GET / HTTP/1.0\r\n\r\n"));
@@ -635,5 +651,91 @@ TEST_SUITE("tls") {
                                          << " ClientHello bytes through before the timeout");
         }(),
         {.workers = 2});
+  }
+
+  TEST_CASE(
+      "openssl s_server requests a KeyUpdate in the middle of a 16 MiB write: both sides "
+      "change keys, every byte arrives, and the stream goes on (T34b)") {
+    const certs& c = the_certs();
+    std::string out = c.path("keyupdate.out"), msg = c.path("keyupdate.msg");
+    int ctl[2];
+    REQUIRE(::pipe2(ctl, O_CLOEXEC) == 0);
+    // Without -quiet, s_server takes a line "K" on its stdin as "send KeyUpdate, update
+    // requested"; other lines go to the client, and what it receives goes to its stdout (with
+    // status lines between the records). -msg logs every handshake message.
+    constexpr std::size_t line = 64, lines = (std::size_t{16} << 20) / line;
+    {
+      s_server server("server", {"-msg", "-msgfile", msg}, ctl[0], out);
+      ::close(ctl[0]);
+      corio::run(
+          [](std::uint16_t port, int ctl) -> task<> {
+            auto s = co_await tls::connect(trusting_client(), co_await connect_retrying(port),
+                                           "localhost");
+            // 64-byte numbered lines: a TLS record (16 KiB) holds 256 whole ones.
+            std::string payload;
+            payload.reserve(lines * line);
+            for (std::size_t i = 0; i < lines; ++i) {
+              payload += fmt::format("{:08} {:->54}\n", i, 'x');
+            }
+            std::atomic<bool> quarter{false};
+            auto writer = corio::spawn(
+                [](tls::stream& s, const std::string& p, std::atomic<bool>& quarter) -> task<> {
+                  for (std::size_t off = 0; off < p.size(); off += 64 * 1024) {
+                    co_await s.write_all(std::string_view(p).substr(off, 64 * 1024));
+                    if (off >= p.size() / 4) quarter = true;
+                  }
+                }(s, payload, quarter));
+            auto reader = corio::spawn([](tls::stream& s) -> task<std::string> {
+              std::string got;
+              std::array<std::byte, 256> buf;
+              while (got.find("done\n") == std::string::npos) {
+                std::size_t n = co_await s.read(buf);
+                if (n == 0) break;
+                got.append(reinterpret_cast<const char*>(buf.data()), n);
+              }
+              co_return got;
+            }(s));
+            while (!quarter) co_await corio::sleep_for(1ms);
+            REQUIRE(::write(ctl, "K\n", 2) == 2);  // 4 MiB are out, 12 MiB to go
+            co_await writer;
+            REQUIRE(::write(ctl, "done\n", 5) == 5);
+            CHECK(co_await corio::timeout(10s, std::move(reader)) == "done\n");
+          }(server.port(), ctl[1]),
+          {.workers = 2});
+      // Everything the client wrote reaches s_server's stdout before the test kills it.
+      std::ifstream f(out);
+      std::string l;
+      std::size_t next = 0, bad = 0;
+      for (int tries = 0; tries < 100 && next < lines; ++tries) {
+        while (next < lines && std::getline(f, l)) {
+          if (l.size() != line - 1 || l[8] != ' ') continue;  // s_server's status lines
+          bad += l != fmt::format("{:08} {:->54}", next, 'x');
+          ++next;
+        }
+        f.clear();
+        if (next < lines) std::this_thread::sleep_for(50ms);
+      }
+      CHECK(next == lines);
+      CHECK(bad == 0);
+    }
+    ::close(ctl[1]);
+    std::ifstream m(msg);
+    std::string log((std::istreambuf_iterator<char>(m)), std::istreambuf_iterator<char>());
+    CHECK_MESSAGE(log.find(">>> TLS 1.3, Handshake [length 0005], KeyUpdate") != std::string::npos,
+                  "s_server sent no KeyUpdate");
+    CHECK_MESSAGE(log.find("<<< TLS 1.3, Handshake [length 0005], KeyUpdate") != std::string::npos,
+                  "the corio client did not answer the KeyUpdate with its own");
+    // Mid-stream: application data records (inner content type 0x17) kept arriving after the
+    // client's KeyUpdate, under its new keys.
+    std::size_t at = log.find("<<< TLS 1.3, Handshake [length 0005], KeyUpdate"), after = 0;
+    constexpr std::string_view data_record = "<<< TLS 1.3, InnerContent [length 0001]\n    17";
+    for (std::size_t p = at;
+         at != std::string::npos && (p = log.find(data_record, p + 1)) != std::string::npos;) {
+      ++after;
+    }
+    MESSAGE(after << " data records arrived after the client's KeyUpdate");
+    CHECK(after > 0);
+    ::unlink(out.c_str());
+    ::unlink(msg.c_str());
   }
 }
