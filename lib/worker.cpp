@@ -142,6 +142,10 @@ void worker::run() {
     searching_ = false;
     rt_.idle().end_search();
   }
+  // The session ends: the interval since the last poll counts too (a task that held the worker
+  // until main finished would otherwise never show).
+  note_poll_gap(steady_now_ns());
+  counters_.last_poll_ns = 0;
   drain_ring();
 }
 
@@ -321,17 +325,20 @@ void worker::arm_timer(timer_node* t) {
   note_timers();
 }
 
+void worker::note_poll_gap(std::int64_t now) noexcept {
+  if (counters_.last_poll_ns == 0) return;
+  auto gap = static_cast<std::uint64_t>(now - counters_.last_poll_ns);
+  if (gap > counters_.longest_poll_gap_ns.load(std::memory_order_relaxed)) {
+    counters_.longest_poll_gap_ns.store(gap, std::memory_order_relaxed);
+  }
+}
+
 bool worker::poll() {
   since_poll_ = 0;
   // The one clock read per poll: the gap since the previous poll is how long completions and
   // timers waited behind running tasks (a park in between resets last_poll_ns: idle, not late).
   std::int64_t now = steady_now_ns();
-  if (counters_.last_poll_ns != 0) {
-    auto gap = static_cast<std::uint64_t>(now - counters_.last_poll_ns);
-    if (gap > counters_.longest_poll_gap_ns.load(std::memory_order_relaxed)) {
-      counters_.longest_poll_gap_ns.store(gap, std::memory_order_relaxed);
-    }
-  }
+  note_poll_gap(now);
   counters_.last_poll_ns = now;
   clock_hint_ns_ = now;
   if (ring_->needs_enter(in_flight())) {
@@ -465,6 +472,9 @@ void worker::park_and_wait() {
   worker_counters::bump(counters_.enter_calls);
   (void)ring_->submit_and_wait(timeout);  // -ETIME / -EINTR: just look around again
   clock_hint_ns_ = steady_now_ns();
+  // The park is no gap, but from the wake-up on the worker has work again: a task it steals and
+  // runs before its next poll must show (the gap then starts here, not at a poll long ago).
+  counters_.last_poll_ns = clock_hint_ns_;
   searching_ = idle.unpark(*this);
 }
 

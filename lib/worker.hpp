@@ -197,6 +197,7 @@ class worker {
   std::atomic<std::uint64_t> in_flight_{0};
   // The timer heap's size, for stats() from any thread: written by the owner after every change.
   std::atomic<std::uint64_t> timers_armed_{0};
+  void note_poll_gap(std::int64_t now) noexcept;  // longest_poll_gap_ns, if since a poll
   void note_timers() noexcept { timers_armed_.store(timers_.size(), std::memory_order_relaxed); }
   std::int64_t clock_hint_ns_ = 0;
   std::uint32_t tick_ = 0;

@@ -222,6 +222,15 @@ TEST_SUITE("runtime") {
     CHECK(fmt::format("{}", s).find(gap) != std::string::npos);
   }
 
+  TEST_CASE("a task that blocks its worker until the session ends shows as a poll gap too") {
+    corio::runtime rt{{.workers = 1}};
+    rt.block_on([]() -> task<> {
+      co_await corio::sleep_for(1ms);     // the worker parks, wakes, polls
+      std::this_thread::sleep_for(20ms);  // then main blocks it, and returns: no poll after
+    }());
+    CHECK(rt.stats().workers[0].longest_poll_gap_ns >= 15'000'000);
+  }
+
   TEST_CASE("parking and the time between sessions are no poll gap") {
     corio::runtime rt{{.workers = 1}};
     auto sleepy = []() -> task<> {
