@@ -105,6 +105,13 @@ class ring {
     return n;
   }
 
+  /// Whether a poll would find something without waiting: SQEs to submit, CQEs posted, or task
+  /// work or overflowed CQEs the kernel flags (never true merely for ops in flight, unlike
+  /// needs_enter: the cheap check a yield makes).
+  bool work_ready() const noexcept {
+    return sq_pending() != 0 || io_uring_cq_ready(&ring_) != 0 || kernel_flags_work();
+  }
+
   bool cq_has_overflow() const noexcept {
     return io_uring_cq_has_overflow(&ring_);
   }

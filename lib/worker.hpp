@@ -10,6 +10,7 @@
 #include <corio/detail/io_op.hpp>
 #include <corio/detail/sched_node.hpp>
 #include <corio/stats.hpp>
+#include <corio/time.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -197,7 +198,12 @@ class worker {
   std::atomic<std::uint64_t> in_flight_{0};
   // The timer heap's size, for stats() from any thread: written by the owner after every change.
   std::atomic<std::uint64_t> timers_armed_{0};
-  void note_poll_gap(std::int64_t now) noexcept;  // longest_poll_gap_ns, if since a poll
+  void note_poll_gap(std::int64_t now) noexcept;
+  // Completions, SQEs or task work waiting, or a timer due: what a yield lets run first.
+  bool poll_due() const noexcept {
+    return ring_->work_ready() || (!timers_.empty() && steady_now_ns() >= timers_.earliest());
+  }  //
+     // longest_poll_gap_ns, if since a poll
   void note_timers() noexcept { timers_armed_.store(timers_.size(), std::memory_order_relaxed); }
   std::int64_t clock_hint_ns_ = 0;
   std::uint32_t tick_ = 0;

@@ -31,20 +31,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Sanitizers make each operation several times slower; timing bounds widen, not counts.
-constexpr bool sanitized =
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
-
 long peak_rss_kib() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -129,13 +115,13 @@ TEST_SUITE("pressure") {
     MESSAGE("peak RSS grew by " << grew << " KiB for " << total << " pending reads");
     // Under 1 KiB per pending read in release (task, frame, op, the kernel's poll); 2 KiB each
     // is the bound.
-    if (!sanitized) CHECK(grew < total * 2);
+    if (!corio::test::sanitized) CHECK(grew < total * 2);
   }
 
   TEST_CASE(
       "1,000 connections to a server that never answers: every 300 ms read timeout fires, "
       "each within 200 ms of its deadline, on 32-entry rings (T10)") {
-    const auto bound = corio::test::faults_injected() || sanitized ? 1000ms : 200ms;
+    const auto bound = corio::test::faults_injected() || corio::test::sanitized ? 1000ms : 200ms;
     corio::runtime rt({.workers = 2, .ring_entries = 32});
     auto [fired, worst_ms] = rt.block_on([]() -> task<std::pair<int, long>> {
       auto l = tcp_listener::bind("127.0.0.1:0");

@@ -16,6 +16,7 @@
 
 using corio::task;
 using clk = std::chrono::steady_clock;
+
 using namespace std::chrono_literals;
 
 TEST_SUITE("time") {
