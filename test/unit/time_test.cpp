@@ -155,4 +155,42 @@ TEST_SUITE("time") {
         }(),
         {.workers = 1});
   }
+
+  TEST_CASE(
+      "timers 2^30 ms and 30 days away stay armed and in order beside near ones, which "
+      "fire on time with the worker parked in between; cancelled, they leave nothing (T28)") {
+    corio::runtime rt{{.workers = 1}};
+    rt.block_on([](corio::runtime& rt) -> task<> {
+      auto far1 = corio::spawn([]() -> task<> {
+        co_await corio::sleep_for(std::chrono::milliseconds((1ll << 30) + 5));
+      }());
+      auto far2 = corio::spawn([]() -> task<> { co_await corio::sleep_for(24h * 30); }());
+      co_await corio::sleep_for(1ms);
+      CHECK(rt.stats().total().timers_armed == 2);
+      auto parks = rt.stats().total().parks;
+      for (auto d : {1ms, 20ms, 50ms}) {
+        auto due = clk::now() + d;
+        co_await corio::sleep_until(due);
+        auto late = clk::now() - due;
+        CHECK(late >= 0ms);
+        CHECK(late < (corio::test::sanitized ? 150ms : 50ms));
+      }
+      // The worker slept through those waits (a wrong park timeout from the far deadlines
+      // would make it spin: thousands of parks, or none).
+      auto more = rt.stats().total().parks - parks;
+      CHECK(more >= 3);
+      CHECK(more < 100);
+      CHECK_FALSE(far1.is_finished());
+      CHECK_FALSE(far2.is_finished());
+      far1.cancel();
+      far2.cancel();
+      for (auto* h : {&far1, &far2}) {
+        try {
+          co_await *h;
+        } catch (const corio::operation_cancelled&) {
+        }
+      }
+      CHECK(rt.stats().total().timers_armed == 0);
+    }(rt));
+  }
 }
