@@ -23,6 +23,10 @@ worker_stats& worker_stats::operator+=(const worker_stats& o) noexcept {
   queue_depth += o.queue_depth;
   ops_in_flight += o.ops_in_flight;
   timers_armed += o.timers_armed;
+  if (o.poll_age_ns > poll_age_ns) {
+    poll_age_ns = o.poll_age_ns;
+    running_task = o.running_task;
+  }
   longest_poll_gap_ns = std::max(longest_poll_gap_ns, o.longest_poll_gap_ns);
   return *this;
 }
@@ -55,10 +59,11 @@ std::string to_string(const worker_stats& s) {
   return fmt::format(
       "polled={} steals={} stolen={} global_pops={} overflows={} sqes={} cqes={} enters={} "
       "parks={} wakeups={} timers={} accept_pauses={} depth={} in_flight={} timers_armed={} "
-      "longest_poll_gap_ns={}",
+      "longest_poll_gap_ns={} running_task={} poll_age_ns={}",
       s.tasks_polled, s.steals, s.tasks_stolen, s.global_pops, s.overflows, s.sqes_submitted,
       s.cqes_reaped, s.enter_calls, s.parks, s.wakeups_sent, s.timers_fired, s.accept_pauses,
-      s.queue_depth, s.ops_in_flight, s.timers_armed, s.longest_poll_gap_ns);
+      s.queue_depth, s.ops_in_flight, s.timers_armed, s.longest_poll_gap_ns, s.running_task,
+      s.poll_age_ns);
 }
 
 std::ostream& operator<<(std::ostream& os, const worker_stats& s) {

@@ -78,7 +78,8 @@ void worker::open() {
   draining_ = false;
   in_flight_.store(0, std::memory_order_relaxed);
   flight_head_ = nullptr;
-  counters_.last_poll_ns = 0;  // the time between sessions is no gap
+  counters_.last_poll_ns.store(0,
+                               std::memory_order_relaxed);  // the time between sessions is no gap
   clock_hint_ns_ = steady_now_ns();
   open_.store(true, std::memory_order_release);
   arm_eventfd();
@@ -145,7 +146,7 @@ void worker::run() {
   // The session ends: the interval since the last poll counts too (a task that held the worker
   // until main finished would otherwise never show).
   note_poll_gap(steady_now_ns());
-  counters_.last_poll_ns = 0;
+  counters_.last_poll_ns.store(0, std::memory_order_relaxed);
   drain_ring();
 }
 
@@ -187,11 +188,14 @@ sched_node* worker::take_from_global() {
 
 void worker::run_task(sched_node* n) {
   current_task_ = n->task;
+  // The id, not the header: stats() may read it on another thread after the task is gone.
+  running_id_.store(n->task != nullptr ? n->task->id : 0, std::memory_order_relaxed);
   worker_counters::bump(counters_.tasks_polled);
   n->handle.resume();
   // Trampoline mode (task.hpp): each resumption may hand over to exactly one next coroutine.
   while (trampoline_) std::exchange(trampoline_, nullptr).resume();
   current_task_ = nullptr;
+  running_id_.store(0, std::memory_order_relaxed);
   run_deferred();
   notify_if_shareable();
 }
@@ -330,8 +334,9 @@ void worker::arm_timer(timer_node* t) {
 }
 
 void worker::note_poll_gap(std::int64_t now) noexcept {
-  if (counters_.last_poll_ns == 0) return;
-  auto gap = static_cast<std::uint64_t>(now - counters_.last_poll_ns);
+  std::int64_t last = counters_.last_poll_ns.load(std::memory_order_relaxed);
+  if (last == 0) return;
+  auto gap = static_cast<std::uint64_t>(now - last);
   if (gap > counters_.longest_poll_gap_ns.load(std::memory_order_relaxed)) {
     counters_.longest_poll_gap_ns.store(gap, std::memory_order_relaxed);
   }
@@ -343,7 +348,7 @@ bool worker::poll() {
   // timers waited behind running tasks (a park in between resets last_poll_ns: idle, not late).
   std::int64_t now = steady_now_ns();
   note_poll_gap(now);
-  counters_.last_poll_ns = now;
+  counters_.last_poll_ns.store(now, std::memory_order_relaxed);
   clock_hint_ns_ = now;
   if (ring_->needs_enter(in_flight())) {
     (void)ring_->submit_and_get_events();  // errors: the SQEs stay queued and go next time
@@ -473,13 +478,13 @@ void worker::park_and_wait() {
   std::int64_t timeout = -1;
   if (!timers_.empty()) timeout = std::max<std::int64_t>(0, timers_.earliest() - steady_now_ns());
   worker_counters::bump(counters_.parks);
-  counters_.last_poll_ns = 0;
+  counters_.last_poll_ns.store(0, std::memory_order_relaxed);
   worker_counters::bump(counters_.enter_calls);
   (void)ring_->submit_and_wait(timeout);  // -ETIME / -EINTR: just look around again
   clock_hint_ns_ = steady_now_ns();
   // The park is no gap, but from the wake-up on the worker has work again: a task it steals and
   // runs before its next poll must show (the gap then starts here, not at a poll long ago).
-  counters_.last_poll_ns = clock_hint_ns_;
+  counters_.last_poll_ns.store(clock_hint_ns_, std::memory_order_relaxed);
   searching_ = idle.unpark(*this);
 }
 
@@ -665,6 +670,12 @@ worker_stats worker::snapshot() const noexcept {
   s.queue_depth = queue_.approx_len();
   s.ops_in_flight = in_flight();
   s.timers_armed = timers_armed_.load(std::memory_order_relaxed);
+  // A stall in progress: the task running now, and how long ago this worker last polled.
+  s.running_task = running_id_.load(std::memory_order_relaxed);
+  std::int64_t last = counters_.last_poll_ns.load(std::memory_order_relaxed);
+  if (s.running_task != 0 && last != 0) {
+    s.poll_age_ns = static_cast<std::uint64_t>(std::max<std::int64_t>(0, steady_now_ns() - last));
+  }
   return s;
 }
 

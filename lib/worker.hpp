@@ -43,9 +43,10 @@ struct worker_counters {
   /// The longest time between the starts of two consecutive poll() calls without a park between
   /// them (worker_stats::longest_poll_gap_ns).
   std::atomic<std::uint64_t> longest_poll_gap_ns{0};
-  /// Owner-only: when the last poll() started (steady clock); 0 after a park or at a session's
-  /// start, when the next poll() starts a new interval instead of ending one.
-  std::int64_t last_poll_ns = 0;
+  /// When the last poll() started (steady clock); 0 after a park or at a session's start, when
+  /// the next poll() starts a new interval instead of ending one. Written by the owner only;
+  /// atomic (relaxed) because stats() reads it from any thread for poll_age_ns.
+  std::atomic<std::int64_t> last_poll_ns{0};
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
@@ -198,6 +199,8 @@ class worker {
   std::atomic<std::uint64_t> in_flight_{0};
   // The timer heap's size, for stats() from any thread: written by the owner after every change.
   std::atomic<std::uint64_t> timers_armed_{0};
+  // The id of the task being resumed, 0 between resumptions (stats()'s running_task).
+  std::atomic<std::uint64_t> running_id_{0};
   void note_poll_gap(std::int64_t now) noexcept;
   // Completions, SQEs or task work waiting, or a timer due: what a yield lets run first.
   bool poll_due() const noexcept {

@@ -31,6 +31,12 @@ struct worker_stats {
   std::uint64_t ops_in_flight = 0;   ///< ring operations in flight when the snapshot was taken
   /// sleeps and operation deadlines armed on this worker's timer heap when the snapshot was taken
   std::uint64_t timers_armed = 0;
+  /// A stall in progress: the id of the task this worker was running when the snapshot was taken
+  /// (0: none; the id join_handle::id() and runtime::tasks() show), and how long ago the worker
+  /// last polled its ring, in nanoseconds (0 when it runs no task). A task that runs without
+  /// suspending shows here while it runs, and in longest_poll_gap_ns afterwards.
+  std::uint64_t running_task = 0;
+  std::uint64_t poll_age_ns = 0;
   /// The longest time, in nanoseconds, between two consecutive polls of this worker's ring
   /// (submitting, reaping completions, firing timers) while it had work: how long a task that
   /// runs without suspending, or a long run queue, kept I/O and timers waiting (starvation).
@@ -39,7 +45,7 @@ struct worker_stats {
   std::uint64_t longest_poll_gap_ns = 0;
 
   /// Adds every counter of `o` to this one, except longest_poll_gap_ns, which becomes the larger
-  /// of the two.
+  /// of the two, and running_task and poll_age_ns, which become those of the older poll.
   worker_stats& operator+=(const worker_stats& o) noexcept;
 };
 

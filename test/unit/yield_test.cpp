@@ -167,9 +167,9 @@ TEST_SUITE("yield") {
     corio::runtime rt{{.workers = 2}};
     std::vector<long> late_us;
     std::mutex late_mutex;
-    std::atomic<bool> busy_started{false};
+    std::atomic<bool> busy_started{false}, stall_seen{false};
     rt.block_on([](corio::runtime& rt, std::vector<long>& late_us, std::mutex& late_mutex,
-                   std::atomic<bool>& busy_started) -> task<> {
+                   std::atomic<bool>& busy_started, std::atomic<bool>& stall_seen) -> task<> {
       co_await corio::sleep_for(1ms);  // a first poll: the poll-gap measure starts from it
       auto busy = corio::spawn_local([](std::atomic<bool>& started) -> task<> {
         started = true;
@@ -196,7 +196,17 @@ TEST_SUITE("yield") {
         }
         for (auto& h : shorts) h.detach();
       });
+      // Meanwhile, stats() from a plain thread names the stall while it lasts.
+      std::thread watcher([&rt, &stall_seen, id = busy.id()] {
+        for (int i = 0; i < 200 && !stall_seen; ++i) {
+          for (const corio::worker_stats& w : rt.stats().workers) {
+            if (w.running_task == id && w.poll_age_ns > 300'000'000u) stall_seen = true;
+          }
+          std::this_thread::sleep_for(10ms);
+        }
+      });
       co_await busy;
+      watcher.join();
       feeder.join();
       // The shorts run 200 ms; the busy second is over by now, but let any straggler finish.
       for (int i = 0; i < 200; ++i) {
@@ -206,7 +216,8 @@ TEST_SUITE("yield") {
         }
         co_await corio::sleep_for(5ms);
       }
-    }(rt, late_us, late_mutex, busy_started));
+    }(rt, late_us, late_mutex, busy_started, stall_seen));
+    CHECK_MESSAGE(stall_seen, "stats() never showed the busy task's id with an old poll");
     REQUIRE(late_us.size() == 400);
     std::sort(late_us.begin(), late_us.end());
     long p99 = late_us[late_us.size() * 99 / 100];
