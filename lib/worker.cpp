@@ -78,8 +78,8 @@ void worker::open() {
   draining_ = false;
   in_flight_.store(0, std::memory_order_relaxed);
   flight_head_ = nullptr;
-  counters_.last_poll_ns.store(0,
-                               std::memory_order_relaxed);  // the time between sessions is no gap
+  // The time between sessions is no gap.
+  counters_.last_poll_ns.store(0, std::memory_order_relaxed);
   clock_hint_ns_ = steady_now_ns();
   open_.store(true, std::memory_order_release);
   arm_eventfd();
