@@ -31,11 +31,12 @@ struct worker_stats {
   std::uint64_t ops_in_flight = 0;   ///< ring operations in flight when the snapshot was taken
   /// sleeps and operation deadlines armed on this worker's timer heap when the snapshot was taken
   std::uint64_t timers_armed = 0;
-  /// A stall in progress: the id of the task this worker was running when the snapshot was taken
-  /// (0: none; the id join_handle::id() and runtime::tasks() show), and how long ago the worker
-  /// last polled its ring, in nanoseconds (0 when it runs no task). A task that runs without
-  /// suspending shows here while it runs, and in longest_poll_gap_ns afterwards.
+  /// A stall in progress, with poll_age_ns: the id of the task this worker was running when the
+  /// snapshot was taken (0: none; the id join_handle::id() and runtime::tasks() show). A task
+  /// that runs without suspending shows here while it runs, and in longest_poll_gap_ns after.
   std::uint64_t running_task = 0;
+  /// How long ago, in nanoseconds, this worker last polled its ring, while it runs a task (0 when
+  /// it runs none).
   std::uint64_t poll_age_ns = 0;
   /// The longest time, in nanoseconds, between two consecutive polls of this worker's ring
   /// (submitting, reaping completions, firing timers) while it had work: how long a task that
