@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace corio::test {
@@ -42,6 +44,23 @@ inline std::string describe_fds() {
 
 /// Iteration counts scale with CORIO_TEST_SCALE (default 1) so the same binaries serve the fast
 /// tier in CI and longer runs by hand.
+// A "Name:  N kB" field of /proc/self/status (VmRSS, VmHWM, RssAnon...), in KiB; -1 if absent.
+inline long proc_status_kib(const char* field) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long v = -1;
+  std::size_t len = std::strlen(field);
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, field, len) == 0 && line[len] == ':') {
+      v = std::atol(line + len + 1);
+      break;
+    }
+  }
+  std::fclose(f);
+  return v;
+}
+
 inline long scaled(long n) {
   static const long scale = [] {
     const char* s = std::getenv("CORIO_TEST_SCALE");

@@ -19,7 +19,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -74,12 +73,7 @@ class aliased_buffer {
 // Private resident memory (RssAnon): what copying or buffering the data would grow. VmRSS would
 // count the aliased memfd page once per mapping.
 long anon_resident_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::atol(line.c_str() + 8);
-  }
-  return -1;
+  return corio::test::proc_status_kib("RssAnon");
 }
 
 // Reads everything from `s` into a 1 MiB buffer, checking each byte against the pattern at its

@@ -20,7 +20,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,12 +31,7 @@ using namespace std::chrono_literals;
 namespace {
 
 long peak_rss_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
-  }
-  return -1;
+  return corio::test::proc_status_kib("VmHWM");
 }
 
 task<std::size_t> pending_read(int fd) {

@@ -44,6 +44,13 @@ task<int> add_one(int x) {
   co_return x + 1;
 }
 
+// n co_awaits of a task that completes without suspending, in one loop: the stack must not grow.
+task<long> sum_of_sync_completions(long n) {
+  long s = 0;
+  for (long i = 0; i < n; ++i) s += co_await add_one(0);
+  co_return s;
+}
+
 }  // namespace
 
 TEST_SUITE("task") {
@@ -133,13 +140,7 @@ TEST_SUITE("task") {
 
   TEST_CASE("a million synchronous completions in a loop do not grow the stack") {
     long n = corio::test::scaled(1'000'000);
-    long sum = corio::run(
-        [](long n) -> task<long> {
-          long s = 0;
-          for (long i = 0; i < n; ++i) s += co_await add_one(0);
-          co_return s;
-        }(n),
-        one_worker());
+    long sum = corio::run(sum_of_sync_completions(n), one_worker());
     CHECK(sum == n);
   }
 
@@ -156,13 +157,7 @@ TEST_SUITE("task") {
 #endif
     corio::test::stack_report r = corio::test::on_stack(stack_size, [&] {
       // One worker: the block_on thread, this small-stack thread, runs every task.
-      tasks = corio::run(
-          [](long n) -> task<long> {
-            long s = 0;
-            for (long i = 0; i < n; ++i) s += co_await add_one(0);
-            co_return s;
-          }(n),
-          one_worker());
+      tasks = corio::run(sum_of_sync_completions(n), one_worker());
       values = corio::run(
           [](long n) -> task<long> {
             // Capacity 1: each send finds room and each receive a value, so both complete
