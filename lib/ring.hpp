@@ -116,6 +116,14 @@ class ring {
     return io_uring_cq_has_overflow(&ring_);
   }
 
+  /// IORING_REGISTER_PBUF_RING / IORING_UNREGISTER_PBUF_RING (buffer_pool.cpp): 0 or -errno.
+  int register_buf_ring(io_uring_buf_reg& reg) noexcept {
+    return io_uring_register_buf_ring(&ring_, &reg, 0);
+  }
+  int unregister_buf_ring(unsigned group) noexcept {
+    return io_uring_unregister_buf_ring(&ring_, static_cast<int>(group));
+  }
+
   /// Drops the registration of the ring fd (IORING_REGISTER_RING_FDS), which belongs to the
   /// thread that made it; call on the owner thread before another thread closes the ring.
   void unregister_ring_fd() noexcept;

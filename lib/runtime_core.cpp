@@ -67,6 +67,17 @@ runtime_options resolved(runtime_options o) {
   if (o.max_blocking_threads == 0) {
     throw std::invalid_argument("corio::runtime_options::max_blocking_threads must be at least 1");
   }
+  if (o.read_pool_buffers > 32768 || (o.read_pool_buffers & (o.read_pool_buffers - 1)) != 0) {
+    throw std::invalid_argument(
+        fmt::format("corio::runtime_options::read_pool_buffers = {} is not 0 or a power of two "
+                    "up to 32768",
+                    o.read_pool_buffers));
+  }
+  if (o.read_pool_buffer_size < 64 || o.read_pool_buffer_size > (std::size_t{1} << 30)) {
+    throw std::invalid_argument(
+        fmt::format("corio::runtime_options::read_pool_buffer_size = {} is outside 64..2^30",
+                    o.read_pool_buffer_size));
+  }
   return o;
 }
 

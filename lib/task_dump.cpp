@@ -31,6 +31,7 @@
 #include <corio/blocking.hpp>
 #include <corio/detail/diagnostics.hpp>
 #include <corio/detail/io_awaiter.hpp>
+#include <corio/detail/pooled_read.hpp>
 #include <corio/detail/wait_list.hpp>
 #include <corio/inspect.hpp>
 #include <corio/net/address.hpp>
@@ -139,6 +140,15 @@ std::string describe_wait(const wait_point* p, const std::int64_t now, task_info
       const auto& w = *static_cast<const net::detail::incoming_waiter*>(p);
       out.fd = net::detail::incoming_listener_fd(w.state);
       return fmt::format("accept on fd {}", out.fd);
+    }
+    case wait_kind::pooled_read: {
+      const auto& w = *static_cast<const pooled_wait*>(p);
+      out.fd = w.fd;
+      std::string d = fmt::format("read_some_pooled on fd {}", w.fd);
+      if (w.deadline.heap_index != timer_node::not_queued) {
+        d += fmt::format(", times out in {} ms", (w.deadline.deadline_ns - now) / 1'000'000);
+      }
+      return d;
     }
     case wait_kind::none:
       break;

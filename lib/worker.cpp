@@ -25,6 +25,7 @@
 // and the runtime destroys the pending frames afterwards.
 #include "worker.hpp"
 
+#include "buffer_pool.hpp"
 #include "cancel.hpp"
 #include "runtime_core.hpp"
 #include "task_header.hpp"
@@ -110,6 +111,7 @@ void worker::close() noexcept {
   deferred_.clear();
   timers_.clear();
   note_timers();
+  retire_pool();  // normally done at the end of drain_ring already
   ring_fd_.store(-1, std::memory_order_release);
   ring_.reset();
   ::close(eventfd_);
@@ -350,6 +352,7 @@ bool worker::poll() {
   note_poll_gap(now);
   counters_.last_poll_ns.store(now, std::memory_order_relaxed);
   clock_hint_ns_ = now;
+  if (pool_ != nullptr) pool_->drain_returns();  // buffers other threads gave back
   if (ring_->needs_enter(in_flight())) {
     (void)ring_->submit_and_get_events();  // errors: the SQEs stay queued and go next time
     worker_counters::bump(counters_.enter_calls);
@@ -620,7 +623,27 @@ void worker::drain_ring() {
       warned = true;
     }
   }
+  // No receive can take a buffer any more: the pool may go (or wait for its buffers still out).
+  retire_pool();
   ring_->unregister_ring_fd();  // the registration belongs to this thread
+}
+
+void worker::retire_pool() noexcept {
+  if (pool_ != nullptr) std::exchange(pool_, nullptr)->retire();
+}
+
+buffer_pool& worker::read_pool() {
+  if (pool_ == nullptr) {
+    const runtime_options& o = rt_.options();
+    unsigned count = rt_.features().buffer_ring ? o.read_pool_buffers : 0;
+    try {
+      pool_ = new buffer_pool(*this, *ring_, count, o.read_pool_buffer_size, 0);
+    } catch (const std::system_error&) {
+      // No buffer ring (memory, or a kernel that refuses it): pooled reads use heap buffers.
+      pool_ = new buffer_pool(*this, *ring_, 0, o.read_pool_buffer_size, 0);
+    }
+  }
+  return *pool_;
 }
 
 void worker::cancel_in_batches() {

@@ -20,6 +20,7 @@
 
 namespace corio::detail {
 
+class buffer_pool;
 class runtime_core;
 class task_header;
 
@@ -111,6 +112,10 @@ class worker {
   bool disarm_timer(timer_node* t) noexcept;
   /// Submits IORING_OP_ASYNC_CANCEL for `op`, which must be in flight on this worker's ring.
   void cancel_op(io_op* op) noexcept;
+  /// This session's read pool (buffer_pool.hpp), created at the first call: with the runtime's
+  /// read_pool_* options, or without buffers where the kernel or memory refuses a buffer ring.
+  buffer_pool& read_pool();
+  buffer_pool* read_pool_if_any() const noexcept { return pool_; }
   /// Called by io_op completion handlers: resume the op's coroutine unless draining.
   void complete_op(io_op* op) noexcept;
 
@@ -192,6 +197,8 @@ class worker {
   // took 57 s of system time for 10,000 idle connections.
   io_op* flight_head_ = nullptr;
   std::optional<ring> ring_;
+  buffer_pool* pool_ = nullptr;  // this session's read pool; retired when the ring is drained
+  void retire_pool() noexcept;
   task_header* current_task_ = nullptr;
   std::coroutine_handle<> trampoline_;  // trampoline mode: the next coroutine to resume
   // SQEs that will still produce a (final) CQE. Owner-only writes; an atomic so that stats()

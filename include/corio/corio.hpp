@@ -12,6 +12,7 @@
 #include <corio/inspect.hpp>
 #include <corio/join_handle.hpp>
 #include <corio/net.hpp>
+#include <corio/pooled_buffer.hpp>
 #include <corio/runtime.hpp>
 #include <corio/scope.hpp>
 #include <corio/select.hpp>

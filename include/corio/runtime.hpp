@@ -33,6 +33,12 @@ struct runtime_options {
   bool sqpoll = false;
   /// Idle time after which an SQPOLL kernel thread sleeps.
   std::chrono::milliseconds sqpoll_idle{50};
+  /// Buffers in each worker's read pool (read_some_pooled): a power of two up to 32768, or 0 for
+  /// none (every pooled read then uses a heap buffer). A worker maps its pool at the first
+  /// pooled read of a session: read_pool_buffers * read_pool_buffer_size bytes.
+  unsigned read_pool_buffers = 1024;
+  /// The size of each of those buffers: the most one pooled read returns (64 .. 2^30).
+  std::size_t read_pool_buffer_size = 4096;
   /// Upper bound on the threads of the spawn_blocking pool.
   std::size_t max_blocking_threads = 512;
   /// A blocking-pool thread exits after this long without a job.

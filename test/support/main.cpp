@@ -4,13 +4,15 @@
 //   (default 240), naming the test case that was running: a hang is a failure, never a stall.
 // - After every test case the invariants of the test build are checked: no coroutine frame or
 //   task header is alive (corio::detail::live_frames() == 0) and the process has as many open
-//   file descriptors as before the test (rings, eventfds and sockets were all closed).
+//   file descriptors as before the test (rings, eventfds and sockets were all closed), and every
+//   read pool is gone (each pooled buffer and pooled reader came back).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include "invariants.hpp"
 
 #include <corio/detail/frame_alloc.hpp>
+#include <corio/detail/pooled_read.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -51,6 +53,14 @@ struct invariant_listener : doctest::IReporter {
     }
     long fds = corio::test::open_fd_count();
     long long frames = corio::detail::live_frames();
+    long long pools = corio::detail::live_read_pools();
+    if (pools != 0) {
+      std::fprintf(stderr,
+                   "INVARIANT: test \"%s\" left %lld read pools alive (pooled buffers "
+                   "or readers not given back)\n",
+                   name.c_str(), pools);
+      invariant_failed = true;
+    }
     if (frames != frames_before_) {
       std::fprintf(stderr, "INVARIANT: test \"%s\" left %lld live coroutine frames\n", name.c_str(),
                    frames - frames_before_);

@@ -4,6 +4,7 @@
 #include <corio/buffer.hpp>
 #include <corio/detail/fd_owner.hpp>
 #include <corio/detail/io_awaiter.hpp>
+#include <corio/detail/pooled_read.hpp>
 #include <corio/time.hpp>
 
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include <initializer_list>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace corio::detail {
@@ -76,6 +78,50 @@ class gather_write_op : public io_awaiter<gather_write_op, std::size_t> {
   msghdr msg_{};
 };
 
+/// read_some_pooled(): bytes received into a buffer of the worker's read pool.
+class pooled_read_op {
+ public:
+  pooled_read_op(pooled_reader** slot, bool* busy, fd_owner& owner, bool recv,
+                 std::int64_t timeout_ns) noexcept {
+    w_.slot = slot;
+    w_.busy = busy;
+    w_.owner = &owner;
+    w_.recv = recv;
+    w_.timeout_ns = timeout_ns;
+  }
+  pooled_read_op(pooled_read_op&&) noexcept = default;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) { return pooled_read_start(w_, h); }
+  pooled_buffer await_resume() {
+    if (std::error_code e = pooled_read_error(w_)) throw_pooled_read_error(w_, e);
+    return std::move(w_.result);
+  }
+  /// The non-throwing form: `co_await s.read_some_pooled().nothrow()` yields
+  /// corio::result<pooled_buffer>.
+  auto nothrow() && {
+    struct nothrow_awaiter {
+      pooled_read_op op;
+      bool await_ready() const noexcept { return false; }
+      bool await_suspend(std::coroutine_handle<> h) { return pooled_read_start(op.w_, h); }
+      result<pooled_buffer> await_resume() {
+        if (std::error_code e = pooled_read_error(op.w_)) return e;
+        return std::move(op.w_.result);
+      }
+    };
+    return nothrow_awaiter{std::move(*this)};
+  }
+  /// An absolute deadline (corio::timeout uses it): the read gives up with corio::timed_out.
+  /// Bytes that arrive later are kept for the next read.
+  pooled_read_op with_deadline(std::int64_t deadline_ns) && {
+    if (w_.deadline_ns == 0 || deadline_ns < w_.deadline_ns) w_.deadline_ns = deadline_ns;
+    return std::move(*this);
+  }
+
+ private:
+  pooled_wait w_;
+};
+
 /// The read and write side shared by sockets and other fds: one owned fd, default timeouts.
 class stream_base {
  public:
@@ -84,6 +130,20 @@ class stream_base {
   [[nodiscard]] transfer_op read(std::span<std::byte> buf) {
     return transfer_op(fd_, read_kind_, buf.data(), buf.size(), false, npos, read_timeout_ns_,
                        "read");
+  }
+  /// Reads what is available into a buffer of the current worker's read pool and hands that
+  /// buffer over (corio::pooled_buffer; empty at the end of the stream). On a socket the first
+  /// call arms one multishot receive on this worker's ring, which goes on receiving between
+  /// calls: bytes that arrive while nobody reads queue up in order, and a call with bytes queued
+  /// returns at once, without a system call. Other fds read one provided buffer per call. When
+  /// the pool has no free buffer the read goes into a heap buffer instead. A cancelled or timed
+  /// out call loses nothing (the bytes go to the next call). One pooled read at a time per
+  /// stream (std::logic_error otherwise); do not mix with read() on the same stream: the bytes
+  /// would be split between the two. Buffers: runtime_options::read_pool_buffers and
+  /// read_pool_buffer_size.
+  [[nodiscard]] pooled_read_op read_some_pooled() {
+    return pooled_read_op(&pooled_, &pooled_busy_, fd_, read_kind_ == io_kind::recv,
+                          read_timeout_ns_);
   }
   /// Reads exactly `buf.size()` bytes; an end of stream before that throws
   /// std::system_error(corio::errc::unexpected_eof).
@@ -129,17 +189,41 @@ class stream_base {
   [[nodiscard]] close_op close() { return close_op(fd_); }
   bool is_open() const noexcept { return fd_.get() >= 0; }
   int native_handle() const noexcept { return fd_.get(); }
-  /// Gives up the fd without closing it.
-  int release() noexcept { return fd_.release(); }
+  /// Gives up the fd without closing it (a pooled receive in flight on it is cancelled).
+  int release() noexcept {
+    drop_pooled();
+    return fd_.release();
+  }
 
  protected:
   static constexpr std::uint64_t npos = static_cast<std::uint64_t>(-1);
   stream_base() noexcept = default;
   stream_base(int fd, fd_owner::kind k, io_kind read_kind, io_kind write_kind) noexcept
       : fd_(fd, k), read_kind_(read_kind), write_kind_(write_kind) {}
-  stream_base(stream_base&&) noexcept = default;
-  stream_base& operator=(stream_base&&) noexcept = default;
-  ~stream_base() = default;
+  stream_base(stream_base&& o) noexcept
+      : fd_(std::move(o.fd_)),
+        read_kind_(o.read_kind_),
+        write_kind_(o.write_kind_),
+        read_timeout_ns_(o.read_timeout_ns_),
+        write_timeout_ns_(o.write_timeout_ns_),
+        pooled_(std::exchange(o.pooled_, nullptr)) {}
+  stream_base& operator=(stream_base&& o) noexcept {
+    if (this != &o) {
+      drop_pooled();
+      fd_ = std::move(o.fd_);
+      read_kind_ = o.read_kind_;
+      write_kind_ = o.write_kind_;
+      read_timeout_ns_ = o.read_timeout_ns_;
+      write_timeout_ns_ = o.write_timeout_ns_;
+      pooled_ = std::exchange(o.pooled_, nullptr);
+    }
+    return *this;
+  }
+  ~stream_base() { drop_pooled(); }
+
+  void drop_pooled() noexcept {
+    if (pooled_ != nullptr) release_pooled_reader(std::exchange(pooled_, nullptr));
+  }
 
   io_kind gather_kind() const noexcept {
     return write_kind_ == io_kind::send ? io_kind::sendmsg : io_kind::writev;
@@ -150,6 +234,8 @@ class stream_base {
   io_kind write_kind_ = io_kind::send;
   std::int64_t read_timeout_ns_ = 0;
   std::int64_t write_timeout_ns_ = 0;
+  pooled_reader* pooled_ = nullptr;  // read_some_pooled's state, from its first call
+  bool pooled_busy_ = false;
 };
 
 }  // namespace corio::detail

@@ -30,6 +30,7 @@ enum class wait_kind : std::uint8_t {
   sync,          // simple_wait (wait_list.hpp): a channel, mutex, semaphore, ...
   select,        // select_state (select.cpp)
   accept,        // incoming_waiter (net/incoming.hpp)
+  pooled_read,   // pooled_wait (pooled_read.hpp)
 };
 
 struct wait_point {
