@@ -342,6 +342,13 @@ std::int64_t current_read_pool_out() noexcept {
   return static_cast<std::int64_t>(p->count()) - p->available();
 }
 
+void throw_mixed_reads(const char* what) {
+  throw std::logic_error(
+      fmt::format("corio: {} on a stream that read_some_pooled reads (its "
+                  "receive goes on into the read pool; use read_some_pooled)",
+                  what));
+}
+
 std::error_code pooled_read_error(const pooled_wait& w) noexcept {
   if (w.cancelled) return std::make_error_code(std::errc::operation_canceled);
   if (w.timed_out) return std::make_error_code(std::errc::timed_out);

@@ -84,6 +84,22 @@ void run_stop(deferred_action* a, worker& w) noexcept {
   if (pause) ws.cv.wait(lock, [&] { return ws.released; });
 }
 
+// " (peer ADDR)" for a socket, asked for now: no operation pays for keeping it. The fd stays
+// open while its op is pending, unless a thread outside the runtime closes it meanwhile (then
+// the number may name another socket: a wrong peer in a diagnostic, nothing worse).
+void append_peer(int fd, std::string& d) {
+  if (fd < 0) return;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+  if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+    auto peer = net::socket_address::from_native(reinterpret_cast<sockaddr*>(&ss), len);
+    d += fmt::format(" (peer {})", peer);
+  } else if (ss.ss_family == AF_UNIX) {
+    d += " (unix socket)";
+  }
+}
+
 std::string describe_wait(const wait_point* p, const std::int64_t now, task_info& out) {
   switch (p->kind) {
     case wait_kind::io: {
@@ -95,20 +111,8 @@ std::string describe_wait(const wait_point* p, const std::int64_t now, task_info
                           : fmt::format("{} on fd {}", a.what, a.fd);
       if (a.describe != nullptr) {
         a.describe(a.describe_ctx, d);
-      } else if (a.fd >= 0) {
-        // A socket's peer, asked for now: no operation pays for keeping it. The fd stays open
-        // while its op is pending, unless a thread outside the runtime closes it meanwhile (then
-        // the number may name another socket: a wrong peer in a diagnostic, nothing worse).
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        if (::getpeername(a.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-          if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-            auto peer = net::socket_address::from_native(reinterpret_cast<sockaddr*>(&ss), len);
-            d += fmt::format(" (peer {})", peer);
-          } else if (ss.ss_family == AF_UNIX) {
-            d += " (unix socket)";
-          }
-        }
+      } else {
+        append_peer(a.fd, d);
       }
       if (a.exact) d += fmt::format(", {} of {} bytes done", a.done, a.len);
       if (s.deadline.heap_index != timer_node::not_queued) {
@@ -145,6 +149,7 @@ std::string describe_wait(const wait_point* p, const std::int64_t now, task_info
       const auto& w = *static_cast<const pooled_wait*>(p);
       out.fd = w.fd;
       std::string d = fmt::format("read_some_pooled on fd {}", w.fd);
+      append_peer(w.fd, d);
       if (w.deadline.heap_index != timer_node::not_queued) {
         d += fmt::format(", times out in {} ms", (w.deadline.deadline_ns - now) / 1'000'000);
       }

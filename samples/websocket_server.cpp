@@ -38,6 +38,9 @@ corio::task<> refuse(tcp_stream& s, http::request& req, int code, std::string_vi
 corio::task<> serve(tcp_stream s, const ws::session_options& options) {
   s.set_write_timeout(30s);
   http::limits limits;
+  // The session reads frames with read(): the handshake must not leave a pooled receive armed
+  // (read_some_pooled and read do not mix on one stream).
+  limits.pooled_reads = false;
   http::request_reader<tcp_stream> reader(s, limits);
   http::request req;
   http::status st = co_await reader.next(req);

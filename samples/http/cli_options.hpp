@@ -5,6 +5,8 @@
 #include "server.hpp"
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,8 +27,18 @@ inline std::vector<samples::option> server_cli_options(std::string& bind, std::s
              o.request_limits.head_timeout =
                  std::chrono::milliseconds(samples::number("header-timeout-ms", v, 86'400'000));
            }},
-          {"max-body", "largest request body in bytes (default 1048576)", [&o](std::string_view v) {
+          {"max-body", "largest request body in bytes (default 1048576)",
+           [&o](std::string_view v) {
              o.request_limits.max_body_bytes = samples::number("max-body", v, 1ul << 40);
+           }},
+          {"reads", "pooled (default: the worker's provided buffers, plain TCP only) or copy",
+           [&o](std::string_view v) {
+             if (v != "pooled" && v != "copy") {
+               std::fprintf(stderr, "--reads: expected pooled or copy, got '%.*s'\n",
+                            static_cast<int>(v.size()), v.data());
+               std::exit(2);
+             }
+             o.request_limits.pooled_reads = v == "pooled";
            }}};
 }
 

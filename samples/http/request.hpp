@@ -56,6 +56,9 @@ struct limits {
   std::chrono::milliseconds head_timeout{10'000};  // from waiting for a request to its last
                                                    // header byte (idle or slow client): else 408
   std::chrono::milliseconds body_timeout{30'000};  // for the whole body: else 408
+  // Reads into buffers of the worker's read pool where the stream has read_some_pooled (no
+  // buffer of the connection's own while it waits); false: a 16 KiB buffer per connection.
+  bool pooled_reads = true;
 };
 
 /// How reading a request ended. Each failure maps to the status line the server sends before
@@ -117,12 +120,18 @@ class parser {
 };
 
 /// Reads requests from `Stream` (anything with `co_await s.read(std::span<std::byte>)` returning
-/// the byte count, 0 at EOF, and `co_await s.write_all(std::span<const std::byte>)`). One reader
-/// per connection; not thread-safe. The stream must outlive the reader.
+/// the byte count, 0 at EOF, and `co_await s.write_all(std::span<const std::byte>)`; a stream
+/// with `read_some_pooled()` is read through that instead, unless limits::pooled_reads is off).
+/// One reader per connection; not thread-safe. The stream must outlive the reader.
 template <class Stream>
 class request_reader {
+  static constexpr bool can_pool = requires(Stream & s) { s.read_some_pooled(); };
+
  public:
-  request_reader(Stream& s, const limits& l) : s_(s), limits_(l), parser_(l), buf_(buffer_size) {}
+  request_reader(Stream& s, const limits& l)
+      : s_(s), limits_(l), parser_(l), pooled_(can_pool && l.pooled_reads) {
+    if (!pooled_) buf_.resize(buffer_size);
+  }
 
   /// Reads the next request into `out`. Timeouts, EOF and bad input come back as a status; a
   /// socket error (reset) or cancellation throws as the stream's read does.
@@ -141,7 +150,7 @@ class request_reader {
   /// Bytes already read past the last request: the start of a pipelined request, or after an
   /// upgrade the first bytes of the new protocol.
   std::span<const std::byte> buffered() const noexcept {
-    return std::span<const std::byte>(buf_).subspan(begin_, end_ - begin_);
+    return bytes().subspan(begin_, end_ - begin_);
   }
   /// Nothing of a next request has arrived (no buffered byte, the parser idle).
   bool idle() const noexcept { return begin_ == end_ && parser_.idle(); }
@@ -151,13 +160,21 @@ class request_reader {
   static constexpr std::size_t buffer_size = 16 * 1024;
 
   corio::task<> send_continue();
+  // Reads once into an empty buffer; the byte count, 0 at EOF. Throws what the read throws.
+  corio::task<std::size_t> read_some(std::chrono::milliseconds left);
+  std::span<const std::byte> bytes() const noexcept {
+    return pooled_ ? std::span<const std::byte>(in_.bytes()) : std::span<const std::byte>(buf_);
+  }
 
   Stream& s_;
   limits limits_;
   parser parser_;
+  bool pooled_;
   // Invariant: [begin_, end_) are bytes not fed to the parser yet. Outside next() they are only
-  // ever the bytes after a complete request; inside, reads go to [end_, size) of an empty buffer.
+  // ever the bytes after a complete request; inside, reads go to an empty buffer: buf_, or a
+  // pooled buffer in in_ (given back as soon as the parser took all of it).
   std::vector<std::byte> buf_;
+  corio::pooled_buffer in_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };
@@ -165,9 +182,12 @@ class request_reader {
 template <class Stream>
 std::optional<status> request_reader<Stream>::try_next(request& out) {
   if (begin_ != end_) {
-    auto chars = reinterpret_cast<const char*>(buf_.data()) + begin_;
+    auto chars = reinterpret_cast<const char*>(bytes().data()) + begin_;
     begin_ += parser_.feed(std::string_view(chars, end_ - begin_));
-    if (begin_ == end_) begin_ = end_ = 0;
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+      in_.reset();
+    }
   }
   if (parser_.done()) {
     parser_.take(out);
@@ -196,7 +216,7 @@ corio::task<status> request_reader<Stream>::next(request& out) {
     std::size_t n = 0;
     bool timed_out = false;
     try {
-      n = co_await corio::timeout(left, s_.read(std::span(buf_)));
+      n = co_await read_some(left);
     } catch (const corio::timed_out&) {
       timed_out = true;
     }
@@ -211,6 +231,17 @@ corio::task<status> request_reader<Stream>::next(request& out) {
     end_ = n;
     if (auto st = try_next(out)) co_return *st;
   }
+}
+
+template <class Stream>
+corio::task<std::size_t> request_reader<Stream>::read_some(std::chrono::milliseconds left) {
+  if constexpr (can_pool) {
+    if (pooled_) {
+      in_ = co_await corio::timeout(left, s_.read_some_pooled());
+      co_return in_.size();
+    }
+  }
+  co_return co_await corio::timeout(left, s_.read(std::span(buf_)));
 }
 
 // Out of next() so that next()'s coroutine frame stays small (corio recycles frames up to 1 KiB;

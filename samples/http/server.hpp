@@ -67,7 +67,19 @@ corio::task<> lingering_close(Stream& s, std::chrono::milliseconds limit) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
                                                                  std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
-        if (co_await corio::timeout(left, s.read(std::span(sink))) == 0) break;
+        std::size_t n;
+        if constexpr (requires { s.reads_pooled(); }) {
+          // A stream the request reader read with read_some_pooled goes on that way.
+          if (s.reads_pooled()) {
+            corio::pooled_buffer b = co_await corio::timeout(left, s.read_some_pooled());
+            n = b.size();
+          } else {
+            n = co_await corio::timeout(left, s.read(std::span(sink)));
+          }
+        } else {
+          n = co_await corio::timeout(left, s.read(std::span(sink)));
+        }
+        if (n == 0) break;
       }
     } catch (const corio::operation_cancelled&) {
       throw;

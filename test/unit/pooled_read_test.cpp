@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -212,6 +213,23 @@ TEST_SUITE("pooled_read") {
       CHECK_THROWS_AS(co_await a.read_some_pooled(), std::logic_error);
       co_await b.write_all(std::string_view("abc"));
       CHECK(co_await reader == "abc");
+    }());
+  }
+
+  TEST_CASE("read() on a stream read with read_some_pooled is refused, not silently starved") {
+    corio::runtime rt{{.workers = 1}};
+    rt.block_on([]() -> task<> {
+      auto [a, b] = co_await tcp_pair();
+      CHECK(!a.reads_pooled());
+      co_await b.write_all(std::string_view("x"));
+      CHECK(co_await read_n(a, 1) == "x");
+      CHECK(a.reads_pooled());
+      std::array<std::byte, 8> buf;
+      CHECK_THROWS_AS((void)a.read(buf), std::logic_error);
+      CHECK_THROWS_AS((void)a.read_exact(buf), std::logic_error);
+      // The bytes stay with the pooled receive.
+      co_await b.write_all(std::string_view("yz"));
+      CHECK(co_await read_n(a, 2) == "yz");
     }());
   }
 

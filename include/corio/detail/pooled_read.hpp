@@ -58,6 +58,8 @@ struct pooled_wait : wait_point {
 /// error, cancellation). Throws std::logic_error off a worker or for a second concurrent pooled
 /// read on one stream.
 bool pooled_read_start(pooled_wait& w, std::coroutine_handle<> h);
+/// std::logic_error: `what` (read, read_exact) on a stream that read_some_pooled reads.
+[[noreturn]] void throw_mixed_reads(const char* what);
 /// The outcome as an error code (success: bytes, or end of stream as an empty buffer).
 std::error_code pooled_read_error(const pooled_wait& w) noexcept;
 [[noreturn]] void throw_pooled_read_error(const pooled_wait& w, std::error_code e);

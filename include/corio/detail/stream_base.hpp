@@ -128,6 +128,8 @@ class stream_base {
   /// Reads what is available, up to `buf.size()` bytes; 0 means an orderly end of stream (or an
   /// empty buffer). Throws std::system_error on failure, corio::timed_out after the read timeout.
   [[nodiscard]] transfer_op read(std::span<std::byte> buf) {
+    if (pooled_ != nullptr) [[unlikely]]
+      throw_mixed_reads("read");
     return transfer_op(fd_, read_kind_, buf.data(), buf.size(), false, npos, read_timeout_ns_,
                        "read");
   }
@@ -138,9 +140,9 @@ class stream_base {
   /// returns at once, without a system call. Other fds read one provided buffer per call. When
   /// the pool has no free buffer the read goes into a heap buffer instead. A cancelled or timed
   /// out call loses nothing (the bytes go to the next call). One pooled read at a time per
-  /// stream (std::logic_error otherwise); do not mix with read() on the same stream: the bytes
-  /// would be split between the two. Buffers: runtime_options::read_pool_buffers and
-  /// read_pool_buffer_size.
+  /// stream (std::logic_error otherwise). Once a stream was read this way, read() and
+  /// read_exact() on it throw std::logic_error (see reads_pooled): its receive goes on into the
+  /// pool. Buffers: runtime_options::read_pool_buffers and read_pool_buffer_size.
   [[nodiscard]] pooled_read_op read_some_pooled() {
     return pooled_read_op(&pooled_, &pooled_busy_, fd_, read_kind_ == io_kind::recv,
                           read_timeout_ns_);
@@ -148,6 +150,8 @@ class stream_base {
   /// Reads exactly `buf.size()` bytes; an end of stream before that throws
   /// std::system_error(corio::errc::unexpected_eof).
   [[nodiscard]] transfer_op read_exact(std::span<std::byte> buf) {
+    if (pooled_ != nullptr) [[unlikely]]
+      throw_mixed_reads("read_exact");
     return transfer_op(fd_, read_kind_, buf.data(), buf.size(), true, npos, read_timeout_ns_,
                        "read_exact");
   }
@@ -188,6 +192,8 @@ class stream_base {
   /// any more. Destroying the stream closes it the same way without waiting.
   [[nodiscard]] close_op close() { return close_op(fd_); }
   bool is_open() const noexcept { return fd_.get() >= 0; }
+  /// Whether read_some_pooled has been used on this stream (read and read_exact then throw).
+  bool reads_pooled() const noexcept { return pooled_ != nullptr; }
   int native_handle() const noexcept { return fd_.get(); }
   /// Gives up the fd without closing it (a pooled receive in flight on it is cancelled).
   int release() noexcept {
