@@ -2,7 +2,8 @@
 # HTTP plaintext (TechEmpower shape: GET / -> "Hello, World!", keep-alive) with wrk, interleaved
 # round by round so that the machine's slow and fast phases hit every server alike:
 #   nginx        one worker (../shared/bench/servers/nginx.sh), on CPU 0
-#   corio-1w     samples/http_server --workers 1, on CPU 0
+#   corio-1w     samples/http_server --workers 1, on CPU 0 (pooled reads: read_some_pooled)
+#   corio-copy-1w  the same with --reads copy (a 16 KiB read buffer per connection)
 #   corio-2w     samples/http_server --workers 2, on CPUs 0-1 (wrk shares CPU 1 with it)
 #   corio-tls-1w samples/https_server --workers 1, on CPU 0 (wrk over TLS; a throw-away cert)
 # wrk runs with one thread on CPU 1. Prints requests/s median [min-max] per server and the
@@ -38,6 +39,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout "$
 servers=(
   "nginx|http|0|$shared/servers/nginx.sh"
   "corio-1w|http|0|$bin/http_server --workers 1 --port"
+  "corio-copy-1w|http|0|$bin/http_server --workers 1 --reads copy --port"
   "corio-2w|http|0,1|$bin/http_server --workers 2 --port"
   "corio-tls-1w|https|0|$bin/https_server --workers 1 --cert $work/cert.pem --key $work/key.pem --port"
 )
@@ -92,7 +94,8 @@ for n in names:
     c = statistics.median(cpu[n].values())
     print(f"| {n} | {statistics.median(v):,.0f} [{min(v):,.0f}-{max(v):,.0f}] | {c:.2f} | {bad} |")
 print("\n| ratio (same round) | req/s median [min-max] | server CPU per request |\n|---|---|---|")
-for b, a in [("corio-1w", "nginx"), ("corio-2w", "nginx"), ("corio-tls-1w", "corio-1w")]:
+for b, a in [("corio-1w", "nginx"), ("corio-copy-1w", "nginx"), ("corio-1w", "corio-copy-1w"),
+             ("corio-2w", "nginx"), ("corio-tls-1w", "corio-1w")]:
     q = [rps[b][k] / rps[a][k] for k in rps[a] if k in rps[b] and rps[a][k] > 0]
     c = [cpu[b][k] / cpu[a][k] for k in cpu[a] if k in cpu[b] and cpu[a][k] > 0]
     if q and c:

@@ -3,6 +3,7 @@
 
 #include "context.hpp"
 #include "ring.hpp"
+#include "worker.hpp"
 
 #include <corio/detail/pooled_read.hpp>
 #include <corio/pooled_buffer.hpp>
@@ -95,6 +96,11 @@ void buffer_pool::recycle(std::uint16_t bid) noexcept {
                         io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(br_, 1);  // a release store of the tail: the entry first
   ++available_;
+  note_level();
+}
+
+void buffer_pool::note_level() noexcept {
+  owner_->note_pool_out(count_ - available_);
 }
 
 void buffer_pool::drain_returns_slow() noexcept {

@@ -43,7 +43,10 @@ class buffer_pool {
   /// Buffers in the ring as far as the owner knows: a CQE took one when this says 0 no more.
   unsigned available() const noexcept { return available_; }
   /// A CQE consumed buffer `bid`.
-  void note_taken() noexcept { --available_; }
+  void note_taken() noexcept {
+    --available_;
+    note_level();
+  }
   /// Links of the readers' queues of received buffers (pooled_read.cpp): the next id and the
   /// byte count of a buffer that is out.
   std::uint32_t& link(std::uint16_t bid) noexcept { return next_[bid]; }
@@ -78,6 +81,7 @@ class buffer_pool {
  private:
   ~buffer_pool();
   void drain_returns_slow() noexcept;
+  void note_level() noexcept;  // the owner's stats: buffers out
   // On the owner's thread while live: recycle directly.
   bool owned_here() const noexcept;
 

@@ -128,7 +128,10 @@ void arm(pooled_reader* r, worker& w, fd_owner& f, bool recv) {
   }
   p.drain_returns();
   std::byte* heap = nullptr;
-  if (p.available() == 0) heap = static_cast<std::byte*>(::operator new(p.buffer_size()));
+  if (p.available() == 0) {
+    heap = static_cast<std::byte*>(::operator new(p.buffer_size()));
+    w.note_pool_dry_read();
+  }
   io_uring_sqe* sqe;
   try {
     sqe = w.get_sqe();

@@ -358,7 +358,7 @@ bool worker::poll() {
     worker_counters::bump(counters_.enter_calls);
   }
   unsigned made = reap();
-  if (!timers_.empty()) made += fire_timers();
+  if (!timers_.empty()) made += fire_timers(now);
   notify_if_shareable();
   return made > 0;
 }
@@ -412,8 +412,9 @@ unsigned worker::reap() {
   return made;
 }
 
-unsigned worker::fire_timers() {
-  std::int64_t now = steady_now_ns();
+unsigned worker::fire_timers(std::int64_t now) {
+  // `now` is the poll's clock read: a timer that expires while the poll reaps fires at the next
+  // one (a park computes its timeout from a fresh read, so none is left waiting).
   unsigned n = 0;
   while (timer_node* t = timers_.pop_expired(now)) {
     if (t->on_fire != nullptr) {
@@ -630,6 +631,7 @@ void worker::drain_ring() {
 
 void worker::retire_pool() noexcept {
   if (pool_ != nullptr) std::exchange(pool_, nullptr)->retire();
+  note_pool_out(0);  // what is still out belongs to a retired pool now
 }
 
 buffer_pool& worker::read_pool() {
@@ -689,6 +691,8 @@ worker_stats worker::snapshot() const noexcept {
   s.wakeups_sent = get(counters_.wakeups_sent);
   s.timers_fired = get(counters_.timers_fired);
   s.accept_pauses = get(counters_.accept_pauses);
+  s.pool_dry_reads = get(counters_.pool_dry_reads);
+  s.pool_buffers_out = get(counters_.pool_buffers_out);
   s.longest_poll_gap_ns = get(counters_.longest_poll_gap_ns);
   s.queue_depth = queue_.approx_len();
   s.ops_in_flight = in_flight();

@@ -40,7 +40,9 @@ enum : std::uint64_t {
 struct worker_counters {
   std::atomic<std::uint64_t> tasks_polled{0}, steals{0}, tasks_stolen{0}, global_pops{0},
       overflows{0}, sqes_submitted{0}, cqes_reaped{0}, enter_calls{0}, parks{0}, wakeups_sent{0},
-      timers_fired{0}, spawned{0}, accept_pauses{0};
+      timers_fired{0}, spawned{0}, accept_pauses{0}, pool_dry_reads{0};
+  /// Buffers of the read pool that are out (buffer_pool::note_level), for stats() from any thread.
+  std::atomic<std::uint64_t> pool_buffers_out{0};
   /// The longest time between the starts of two consecutive poll() calls without a park between
   /// them (worker_stats::longest_poll_gap_ns).
   std::atomic<std::uint64_t> longest_poll_gap_ns{0};
@@ -142,6 +144,11 @@ class worker {
   }
   void note_spawn() noexcept { worker_counters::bump(counters_.spawned); }
   void note_accept_pause() noexcept { worker_counters::bump(counters_.accept_pauses); }
+  void note_pool_dry_read() noexcept { worker_counters::bump(counters_.pool_dry_reads); }
+  /// owner-only: the read pool's buffers out (a relaxed store; stats() reads it anywhere).
+  void note_pool_out(std::uint64_t n) noexcept {
+    counters_.pool_buffers_out.store(n, std::memory_order_relaxed);
+  }
   /// owner-only: wake a parked peer after the current resumption (new work to share).
   void request_notify() noexcept { notify_pending_ = true; }
 
@@ -159,7 +166,7 @@ class worker {
   void run_deferred();
   bool poll();
   unsigned reap();
-  unsigned fire_timers();
+  unsigned fire_timers(std::int64_t now);
   sched_node* search();
   void end_search();
   void park_and_wait();

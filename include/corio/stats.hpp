@@ -27,8 +27,14 @@ struct worker_stats {
   std::uint64_t wakeups_sent = 0;    ///< wake-ups this worker sent to parked workers
   std::uint64_t timers_fired = 0;    ///< sleeps that expired on this worker
   std::uint64_t accept_pauses = 0;   ///< accepting paused for lack of fds or memory (EMFILE...)
-  std::uint64_t queue_depth = 0;     ///< run queue length when the snapshot was taken
-  std::uint64_t ops_in_flight = 0;   ///< ring operations in flight when the snapshot was taken
+  /// read_some_pooled receives armed with a heap buffer because this worker's read pool was dry
+  /// (every buffer held): many mean runtime_options::read_pool_buffers is too small
+  std::uint64_t pool_dry_reads = 0;
+  /// buffers of this worker's read pool held by streams' queues or pooled_buffers when the
+  /// snapshot was taken (0 before its first pooled read of the session)
+  std::uint64_t pool_buffers_out = 0;
+  std::uint64_t queue_depth = 0;    ///< run queue length when the snapshot was taken
+  std::uint64_t ops_in_flight = 0;  ///< ring operations in flight when the snapshot was taken
   /// sleeps and operation deadlines armed on this worker's timer heap when the snapshot was taken
   std::uint64_t timers_armed = 0;
   /// A stall in progress, with poll_age_ns: the id of the task this worker was running when the

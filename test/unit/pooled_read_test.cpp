@@ -337,6 +337,8 @@ TEST_SUITE("pooled_read") {
     // Both kinds: the pool ran dry (heap reads), and receives were armed on it again once
     // buffers came back (pool reads after the first dry spell).
     CHECK(heap_reads.load() > 0);
+    CHECK(stats.total().pool_dry_reads > 0);
+    CHECK(stats.total().pool_buffers_out == 0);  // the session is over: the pool was retired
     CHECK(pool_reads.load() > 16);
   }
 
