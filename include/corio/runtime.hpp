@@ -37,8 +37,10 @@ struct runtime_options {
   /// none (every pooled read then uses a heap buffer). A worker maps its pool at the first
   /// pooled read of a session: read_pool_buffers * read_pool_buffer_size bytes.
   unsigned read_pool_buffers = 1024;
-  /// The size of each of those buffers: the most one pooled read returns (64 .. 2^30).
-  std::size_t read_pool_buffer_size = 4096;
+  /// The size of each of those buffers: the most one pooled read returns (64 .. 2^30). Larger
+  /// than the messages expected: a receive that fills its buffer makes the kernel try again at
+  /// once (a wasted system-call's worth of work when nothing more is there).
+  std::size_t read_pool_buffer_size = 8192;
   /// Upper bound on the threads of the spawn_blocking pool.
   std::size_t max_blocking_threads = 512;
   /// A blocking-pool thread exits after this long without a job.
