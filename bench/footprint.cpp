@@ -5,6 +5,8 @@
 //   footprint connections N   N idle TCP connections on loopback, each served by a task reading
 //                             into a 64-byte buffer: resident bytes per connection, beyond the
 //                             buffer (the clients are plain sockets in a forked child process)
+//   footprint connections-pooled N   the same with read_some_pooled instead (no buffer of the
+//                             task's own: the worker's pool holds none while the peer is idle)
 //   footprint fib N CUTOFF W  fork-join: fib(N), spawning both halves above CUTOFF, on W workers;
 //                             prints the best wall time of 5 runs
 //
@@ -83,9 +85,17 @@ task<> sleepers(long n) {
 
 constexpr std::size_t conn_buffer = 64;
 
+bool pooled_reads = false;
+
 task<> idle_server(corio::net::tcp_stream s, std::atomic<long>& served) {
-  std::array<std::byte, conn_buffer> buf;
   ++served;
+  if (pooled_reads) {
+    for (;;) {
+      corio::pooled_buffer b = co_await s.read_some_pooled();
+      if (b.empty()) co_return;
+    }
+  }
+  std::array<std::byte, conn_buffer> buf;
   while (co_await s.read(buf) > 0) {
   }
 }
@@ -141,8 +151,11 @@ task<> connections(long n) {
   co_await corio::sleep_for(10ms);
   long after = rss_bytes();
   double per = static_cast<double>(after - before) / static_cast<double>(n);
-  fmt::print("connections={} rss_delta={} bytes_per_connection={:.0f} beyond_buffer={:.0f}\n", n,
-             after - before, per, per - static_cast<double>(conn_buffer));
+  double buffer = pooled_reads ? 0.0 : static_cast<double>(conn_buffer);
+  fmt::print(
+      "connections={} reads={} rss_delta={} bytes_per_connection={:.0f} "
+      "beyond_buffer={:.0f}\n",
+      n, pooled_reads ? "pooled" : "copy", after - before, per, per - buffer);
   ::close(quit[1]);  // the child exits, its sockets close, every server task reads EOF
   int status = 0;
   ::waitpid(child, &status, 0);
@@ -165,9 +178,10 @@ task<long> fib(int n, int cutoff) {
 
 int usage() {
   std::fputs(
-      "usage: footprint sleepers N | connections N | fib N CUTOFF WORKERS\n"
+      "usage: footprint sleepers N | connections N | connections-pooled N | fib N CUTOFF W\n"
       "  sleepers N      resident bytes per task sleeping in sleep_for (1 worker)\n"
       "  connections N   resident bytes per idle loopback TCP connection (1 worker)\n"
+      "  connections-pooled N   the same, the server reading with read_some_pooled\n"
       "  fib N C W       fork-join fib(N), spawning above cutoff C, on W workers: best of 5\n",
       stderr);
   return 2;
@@ -181,7 +195,8 @@ int main(int argc, char** argv) {
   try {
     if (mode == "sleepers") {
       corio::run(sleepers(std::atol(argv[2])), {.workers = 1});
-    } else if (mode == "connections") {
+    } else if (mode == "connections" || mode == "connections-pooled") {
+      pooled_reads = mode == "connections-pooled";
       corio::run(connections(std::atol(argv[2])), {.workers = 1});
     } else if (mode == "fib" && argc == 5) {
       int n = std::atoi(argv[2]);

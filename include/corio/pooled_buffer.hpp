@@ -27,11 +27,13 @@ void return_pooled(buffer_pool* pool, std::uint16_t bid) noexcept;
 class pooled_buffer {
  public:
   pooled_buffer() noexcept = default;
+  /// Takes over `o`'s buffer; `o` becomes empty.
   pooled_buffer(pooled_buffer&& o) noexcept
       : data_(std::exchange(o.data_, nullptr)),
         size_(std::exchange(o.size_, 0)),
         pool_(std::exchange(o.pool_, nullptr)),
         bid_(o.bid_) {}
+  /// Gives this object's buffer back, then takes over `o`'s; `o` becomes empty.
   pooled_buffer& operator=(pooled_buffer&& o) noexcept {
     if (this != &o) {
       reset();
@@ -48,9 +50,13 @@ class pooled_buffer {
 
   /// The bytes received; writable, so a parser may work in place.
   std::byte* data() const noexcept { return data_; }
+  /// The number of bytes received (0: the end of the stream, or a moved-from object).
   std::size_t size() const noexcept { return size_; }
+  /// No bytes: size() == 0.
   bool empty() const noexcept { return size_ == 0; }
+  /// The bytes as a span (for write_all and friends).
   std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
+  /// The bytes as characters.
   std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
   /// Whether the bytes sit in a buffer of the ring's pool (false: a heap buffer, after the pool
   /// ran dry, or nothing).

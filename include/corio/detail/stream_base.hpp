@@ -195,7 +195,9 @@ class stream_base {
   /// Whether read_some_pooled has been used on this stream (read and read_exact then throw).
   bool reads_pooled() const noexcept { return pooled_ != nullptr; }
   int native_handle() const noexcept { return fd_.get(); }
-  /// Gives up the fd without closing it (a pooled receive in flight on it is cancelled).
+  /// Gives up the fd without closing it. After read_some_pooled, its receive is cancelled: bytes
+  /// it received that no read took are dropped, and it may take a few more before the
+  /// cancellation lands.
   int release() noexcept {
     drop_pooled();
     return fd_.release();
