@@ -9,9 +9,10 @@
 // that other threads push onto and the owner empties (drain_returns) before each poll.
 //
 // Life: a worker creates its pool lazily, at the first pooled read of a session, and retires it
-// when its ring has been drained at the session's end (retire). Buffers still out then keep the
-// pool's memory alive: the last one given back frees it (orphan count below). So a pooled_buffer
-// may outlive the session, the runtime, and the worker thread.
+// when its ring has been drained at the session's end (retire). Buffers still out, and readers
+// still bound to the pool, then keep its memory alive: the last of them to let go frees it
+// (orphan count below). So a pooled_buffer may outlive the session, the runtime, and the worker
+// thread.
 #pragma once
 
 #include <liburing.h>
@@ -40,9 +41,10 @@ class buffer_pool {
   std::byte* address(std::uint16_t bid) const noexcept { return base_ + std::size_t{bid} * size_; }
 
   // ---- owner worker only, while the pool is live ----
-  /// Buffers in the ring as far as the owner knows: a CQE took one when this says 0 no more.
+  /// Buffers in the ring: exact, since only the owner adds them and each one the kernel takes
+  /// comes back in a CQE the owner reaps (note_taken). 0: a receive would end with ENOBUFS.
   unsigned available() const noexcept { return available_; }
-  /// A CQE consumed buffer `bid`.
+  /// A CQE named a buffer: it is out of the ring now.
   void note_taken() noexcept {
     --available_;
     note_level();
@@ -61,7 +63,7 @@ class buffer_pool {
   }
   /// At the session's end, after the owner's ring was drained (no receive can take a buffer any
   /// more) and before the ring is closed: detaches the pool from the worker. Frees it unless
-  /// buffers are still out; then the last of them frees it.
+  /// buffers are still out or readers bound; then the last of them to let go frees it.
   void retire() noexcept;
 
   // ---- any thread ----
@@ -109,8 +111,8 @@ class buffer_pool {
   std::unique_ptr<std::uint32_t[]> next_;
   std::unique_ptr<std::uint32_t[]> lens_;
   // After retirement: buffers still out plus readers still bound, minus those given back or
-  // unbound since. Whoever brings it to 0
-  // (retire adds the count out, each late give_back subtracts 1) frees the pool.
+  // unbound since. retire() adds the count, each late give_back or unbind subtracts 1, and
+  // whoever brings it to 0 frees the pool (late ones may come first: it may go negative).
   std::atomic<std::int64_t> orphans_{0};
 };
 
