@@ -184,11 +184,7 @@ bool submit_io(io_state& s, std::coroutine_handle<> h) {
     s.res = -ECANCELED;
     return false;
   }
-  std::int64_t deadline = s.deadline_ns;
-  if (a.timeout_ns > 0) {
-    std::int64_t d = steady_now_ns() + a.timeout_ns;
-    deadline = deadline == 0 ? d : std::min(deadline, d);
-  }
+  std::int64_t deadline = operation_deadline(s.deadline_ns, a.timeout_ns);
   if (deadline != 0) {
     if (deadline <= steady_now_ns()) {
       end_wait_owner(s.node.task);

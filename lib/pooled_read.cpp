@@ -242,11 +242,7 @@ bool start_on_owner(pooled_reader* r, pooled_wait& wt, worker& w) {
     wt.cancelled = true;
     return false;
   }
-  std::int64_t deadline = wt.deadline_ns;
-  if (wt.timeout_ns > 0) {
-    std::int64_t d = steady_now_ns() + wt.timeout_ns;
-    deadline = deadline == 0 ? d : std::min(deadline, d);
-  }
+  std::int64_t deadline = operation_deadline(wt.deadline_ns, wt.timeout_ns);
   if (deadline != 0) {
     if (deadline <= steady_now_ns()) {
       end_wait_owner(wt.node.task);

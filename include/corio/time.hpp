@@ -4,6 +4,7 @@
 #include <corio/detail/sched_node.hpp>
 #include <corio/detail/wait_point.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -54,6 +55,15 @@ std::int64_t duration_to_ns(std::chrono::duration<Rep, Period> d) noexcept {
     return max_sleep_ns;
   if (std::chrono::duration<double, std::nano>(d).count() <= 0) return 0;
   return std::chrono::ceil<std::chrono::nanoseconds>(d).count();  // never wake early
+}
+
+/// The deadline of an operation with an absolute deadline `deadline_ns` (corio::timeout; 0: none)
+/// and a relative `timeout_ns` from now (a stream's default timeout; 0: none): the earlier of
+/// the two, 0 when neither is set.
+inline std::int64_t operation_deadline(std::int64_t deadline_ns, std::int64_t timeout_ns) noexcept {
+  if (timeout_ns <= 0) return deadline_ns;
+  std::int64_t d = steady_now_ns() + timeout_ns;
+  return deadline_ns == 0 ? d : std::min(deadline_ns, d);
 }
 
 }  // namespace detail
