@@ -17,7 +17,6 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <cstdlib>
 
 using namespace corio::net;
 
@@ -69,15 +68,9 @@ int main(int argc, char** argv) {
       argc, argv, "echo_tcp: a TCP echo server (one task per connection)",
       {{"bind", "address to listen on (default 127.0.0.1)",
         [&](std::string_view v) { bind = std::string(v); }},
-       {"reads",
-        "copy (default: a buffer per connection) or pooled (the worker's provided buffers)",
-        [&](std::string_view v) {
-          if (v != "pooled" && v != "copy") {
-            fmt::print(stderr, "--reads: expected pooled or copy, got '{}'\n", v);
-            std::exit(2);
-          }
-          pooled = v == "pooled";
-        }}});
+       samples::reads_option(
+           pooled,
+           "copy (default: a buffer per connection) or pooled (the worker's provided buffers)")});
   try {
     samples::stop_signals signals;
     corio::runtime rt{corio::runtime_options{.workers = cli.workers}};

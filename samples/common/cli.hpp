@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace samples {
@@ -34,6 +35,19 @@ inline unsigned long number(std::string_view name, std::string_view v, unsigned 
     std::exit(2);
   }
   return n;
+}
+
+/// --reads copy|pooled, shared by the servers that can read either way: sets `pooled` (true for
+/// "pooled"); exits 2 with a message on anything else. `help` says which is the default.
+inline option reads_option(bool& pooled, std::string help) {
+  return {"reads", std::move(help), [&pooled](std::string_view v) {
+            if (v != "pooled" && v != "copy") {
+              std::fprintf(stderr, "--reads: expected pooled or copy, got '%.*s'\n",
+                           static_cast<int>(v.size()), v.data());
+              std::exit(2);
+            }
+            pooled = v == "pooled";
+          }};
 }
 
 /// Parses argv; prints usage and exits 0 on --help, 2 on a bad or unknown option.

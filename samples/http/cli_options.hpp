@@ -5,8 +5,6 @@
 #include "server.hpp"
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,15 +29,9 @@ inline std::vector<samples::option> server_cli_options(std::string& bind, std::s
            [&o](std::string_view v) {
              o.request_limits.max_body_bytes = samples::number("max-body", v, 1ul << 40);
            }},
-          {"reads", "pooled (default: the worker's provided buffers, plain TCP only) or copy",
-           [&o](std::string_view v) {
-             if (v != "pooled" && v != "copy") {
-               std::fprintf(stderr, "--reads: expected pooled or copy, got '%.*s'\n",
-                            static_cast<int>(v.size()), v.data());
-               std::exit(2);
-             }
-             o.request_limits.pooled_reads = v == "pooled";
-           }}};
+          samples::reads_option(
+              o.request_limits.pooled_reads,
+              "pooled (default: the worker's provided buffers, plain TCP only) or copy")};
 }
 
 }  // namespace http

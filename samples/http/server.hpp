@@ -54,6 +54,21 @@ corio::task<> write_out(Stream& s, std::string& out, std::chrono::milliseconds l
   out.clear();
 }
 
+/// Reads once within `left` and forgets the bytes; returns their count (0 at EOF). A stream the
+/// request reader read with read_some_pooled goes on that way (its read() would throw), others
+/// read into `sink`.
+template <class Stream>
+corio::task<std::size_t> read_discard(Stream& s, std::chrono::milliseconds left,
+                                      std::span<std::byte> sink) {
+  if constexpr (requires { s.reads_pooled(); }) {
+    if (s.reads_pooled()) {
+      corio::pooled_buffer b = co_await corio::timeout(left, s.read_some_pooled());
+      co_return b.size();
+    }
+  }
+  co_return co_await corio::timeout(left, s.read(sink));
+}
+
 /// Shuts the write side (when the stream can) and reads until EOF, for at most `limit`.
 /// Swallows the stream's errors: the connection is ending anyway.
 template <class Stream>
@@ -67,19 +82,7 @@ corio::task<> lingering_close(Stream& s, std::chrono::milliseconds limit) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline -
                                                                  std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
-        std::size_t n;
-        if constexpr (requires { s.reads_pooled(); }) {
-          // A stream the request reader read with read_some_pooled goes on that way.
-          if (s.reads_pooled()) {
-            corio::pooled_buffer b = co_await corio::timeout(left, s.read_some_pooled());
-            n = b.size();
-          } else {
-            n = co_await corio::timeout(left, s.read(std::span(sink)));
-          }
-        } else {
-          n = co_await corio::timeout(left, s.read(std::span(sink)));
-        }
-        if (n == 0) break;
+        if (co_await read_discard(s, left, sink) == 0) break;
       }
     } catch (const corio::operation_cancelled&) {
       throw;
