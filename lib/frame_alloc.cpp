@@ -1,6 +1,6 @@
 // Per-thread recycling of coroutine frames and task headers.
 //
-// Each thread keeps, per 32-byte size class up to 1 KiB, a short free list (at most 64 blocks) of
+// Each thread keeps, per 16-byte size class up to 1 KiB, a short free list (at most 64 blocks) of
 // blocks it freed; an allocation of that class takes the most recently freed block. A block freed
 // on another thread than its allocator's goes to the freeing thread's list: with a producer and a
 // consumer thread the consumer's lists fill up and the rest goes back to operator delete, so the
@@ -19,9 +19,12 @@
 namespace corio::detail {
 namespace {
 
-constexpr std::size_t granule = 32;
+// Class c holds blocks of c * 16 + 8 bytes: glibc malloc hands out chunks in steps of 16 bytes
+// with an 8-byte header, so a block of that size fills its chunk exactly and rounding a request
+// up to its class never costs a larger chunk (a 200-byte frame stays in a 208-byte chunk).
+constexpr std::size_t granule = 16;
 constexpr std::size_t max_cached_size = 1024;
-constexpr std::size_t class_count = max_cached_size / granule;
+constexpr std::size_t class_count = (max_cached_size + 7) / granule + 1;
 constexpr std::uint32_t max_per_class = 64;
 
 struct free_block {
@@ -90,7 +93,10 @@ void ensure_registered(thread_cache& tc) {
 }
 
 std::size_t class_of(std::size_t size) noexcept {
-  return (size - 1) / granule;
+  return (size + 7) / granule;
+}
+std::size_t class_block_size(std::size_t c) noexcept {
+  return c * granule + 8;
 }
 
 }  // namespace
@@ -103,15 +109,16 @@ void* frame_alloc(std::size_t size) {
   }
   ensure_registered(tc);
   bump(tc.allocated);
-  if (size <= max_cached_size && size > 0 && recycling.load(std::memory_order_relaxed)) {
+  if (size <= max_cached_size && size > 0) {
     std::size_t c = class_of(size);
-    if (free_block* b = tc.lists[c]) {
+    if (free_block* b = tc.lists[c]; b != nullptr && recycling.load(std::memory_order_relaxed)) {
       tc.lists[c] = b->next;
       --tc.counts[c];
       return b;
     }
-    // Allocate the whole class size so the block can serve any request of its class later.
-    return ::operator new((c + 1) * granule);
+    // Always the whole class size, recycling or not, so that any block of a class may serve any
+    // request of it later, whichever way it was allocated or freed.
+    return ::operator new(class_block_size(c));
   }
   return ::operator new(size);
 }

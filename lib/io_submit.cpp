@@ -118,6 +118,7 @@ void deadline_fired(timer_node* t, worker& w) noexcept {
   s->timed_out = true;
   w.cancel_op(s);  // the op is in flight on this worker: its timer was armed here
 }
+constexpr timer_hooks deadline_hooks{&deadline_fired, nullptr};
 
 void io_complete(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
   auto* s = static_cast<io_state*>(op);
@@ -193,7 +194,7 @@ bool submit_io(io_state& s, std::coroutine_handle<> h) {
       return false;
     }
     s.deadline.deadline_ns = deadline;
-    s.deadline.on_fire = &deadline_fired;
+    s.deadline.hooks = &deadline_hooks;
     s.deadline.context = &s;
     w.arm_timer(&s.deadline);
   }

@@ -226,6 +226,7 @@ void timeout_fired(timer_node* t, worker&) noexcept {
     std::terminate();
   }
 }
+constexpr timer_hooks timeout_hooks{&timeout_fired, nullptr};
 }  // namespace
 
 void enter_timeout(timeout_scope& s, std::int64_t deadline_ns) {
@@ -234,7 +235,7 @@ void enter_timeout(timeout_scope& s, std::int64_t deadline_ns) {
   if (s.task == nullptr) throw std::logic_error("corio::timeout needs a task");
   enter_scope(s.task, &s);
   s.timer.deadline_ns = deadline_ns;
-  s.timer.on_fire = &timeout_fired;
+  s.timer.hooks = &timeout_hooks;
   s.timer.context = &s;
   if (deadline_ns <= steady_now_ns()) {
     s.cancelled.store(true, std::memory_order_release);  // already expired: no timer

@@ -221,6 +221,7 @@ void deadline_fired(timer_node* t, worker& w) noexcept {
   wt.timed_out = true;
   wake(wt.reader, wt, w);
 }
+constexpr timer_hooks deadline_hooks{&deadline_fired, nullptr};
 
 void cancel_wait(wait_point* p, worker& w) noexcept {
   auto& wt = *static_cast<pooled_wait*>(p);
@@ -250,7 +251,7 @@ bool start_on_owner(pooled_reader* r, pooled_wait& wt, worker& w) {
       return false;
     }
     wt.deadline.deadline_ns = deadline;
-    wt.deadline.on_fire = &deadline_fired;
+    wt.deadline.hooks = &deadline_hooks;
     wt.deadline.context = &wt;
     w.arm_timer(&wt.deadline);
   }

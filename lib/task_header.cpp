@@ -32,10 +32,13 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <limits>
 #include <new>
 #include <stdexcept>
 
 namespace corio::detail {
+// The fields are ordered so that the header has no padding hole (task_header.hpp); LP64 only.
+static_assert(sizeof(void*) != 8 || sizeof(task_header) == 200, "task_header layout grew");
 
 namespace {
 
@@ -99,21 +102,24 @@ task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame
   constexpr std::size_t align = alignof(std::max_align_t);
   constexpr std::size_t cell_offset = (sizeof(task_header) + align - 1) / align * align;
   const result_cell_ops* ops = promise.cell_ops_;
-  std::size_t size = cell_offset + (ops != nullptr ? ops->size : 0);
+  // No cell (task<void>, or the result stays in the frame): no padding up to the cell either.
+  std::size_t size =
+      ops != nullptr && ops->size > 0 ? cell_offset + ops->size : sizeof(task_header);
   void* mem;
   try {
+    if (size > std::numeric_limits<std::uint32_t>::max()) throw std::bad_alloc();  // a 4 GiB result
     mem = frame_alloc(size);
   } catch (...) {
     frame.destroy();
     throw;
   }
   auto* t = new (mem) task_header;
-  t->alloc_size = size;
+  t->alloc_size = static_cast<std::uint32_t>(size);
   if (ops != nullptr) {
     t->cell_ops = ops;
-    t->cell = static_cast<char*>(mem) + cell_offset;
+    // A task<void> keeps its ops (its frame is released at completion) but has no cell.
+    if (ops->size > 0) t->cell = static_cast<char*>(mem) + cell_offset;
     ops->init(t->cell);
-    promise.result_cell_ = t->cell;
   }
   t->run = &finish_root;
   t->frame = frame;

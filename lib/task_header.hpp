@@ -58,21 +58,25 @@ class task_header : public deferred_action {
   std::exception_ptr exception;
   void* cell = nullptr;
   const result_cell_ops* cell_ops = nullptr;
-  std::size_t alloc_size = 0;
   runtime_core* runtime = nullptr;
   worker* pinned = nullptr;  // spawn_local: the only worker that may run the task
   std::uint64_t id = 0;
   join_waiter* joiner = nullptr;  // written before join_waiting is set (release), read after
   std::atomic<std::uint32_t> state{handle};
+  // The one-byte and four-byte fields of the groups below sit here, together, so that the header
+  // has no padding holes (one allocation per task: every 8 bytes count for a sleeping task).
+  std::atomic<bool> cancel_lock{false};  // cancellation: guards wait, wait_owner and scope
+  std::atomic<bool> cancel_flag{false};  // cancellation: join_handle::cancel, sticky
+  bool registered = false;               // registry: guarded by the shard's mutex
+  std::uint32_t reg_shard = 0;           // registry: the shard, fixed at creation
+  std::uint32_t alloc_size = 0;          // the header and its cell (create refuses more)
 
   // Cancellation (cancel.cpp). `wait`, `wait_owner` and `scope` are guarded by `cancel_lock`,
   // except that the wait's owner clears `wait` without it when the wait completes there.
-  std::atomic<bool> cancel_lock{false};
   std::atomic<wait_point*> wait{nullptr};
   worker* wait_owner = nullptr;
-  cancel_scope* scope = nullptr;         // innermost active timeout scope
-  std::atomic<bool> cancel_flag{false};  // join_handle::cancel: sticky
-  task_header* cancel_next = nullptr;    // link in a worker's cancel inbox
+  cancel_scope* scope = nullptr;       // innermost active timeout scope
+  task_header* cancel_next = nullptr;  // link in a worker's cancel inbox
 
   // Diagnostics (task_dump.cpp): when the registered wait began (written with `wait`), and the
   // name the task gave itself (set_task_name: owner-only, the task's own code writes it).
@@ -87,8 +91,6 @@ class task_header : public deferred_action {
   // Registry links, guarded by the registry shard's mutex.
   task_header* reg_prev = nullptr;
   task_header* reg_next = nullptr;
-  std::uint32_t reg_shard = 0;
-  bool registered = false;
 
   static task_header* create(runtime_core& rt, std::coroutine_handle<> frame, promise_base& promise,
                              worker* pinned);

@@ -35,7 +35,7 @@ void timer_heap::clear() noexcept {
   dropped.swap(heap_);
   for (timer_node* t : dropped) t->heap_index = timer_node::not_queued;
   for (timer_node* t : dropped) {
-    if (t->on_drop != nullptr) t->on_drop(t);
+    if (t->hooks != nullptr && t->hooks->drop != nullptr) t->hooks->drop(t);
   }
 }
 
@@ -64,4 +64,9 @@ void timer_heap::sift_down(std::size_t i) noexcept {
   place(i, t);
 }
 
+}  // namespace corio::detail
+
+namespace corio::detail {
+// heap_index must land in wait_point's tail padding (see timer_node); LP64 only.
+static_assert(sizeof(void*) != 8 || sizeof(timer_node) == 72, "timer_node layout grew");
 }  // namespace corio::detail

@@ -417,8 +417,8 @@ unsigned worker::fire_timers(std::int64_t now) {
   // one (a park computes its timeout from a fresh read, so none is left waiting).
   unsigned n = 0;
   while (timer_node* t = timers_.pop_expired(now)) {
-    if (t->on_fire != nullptr) {
-      t->on_fire(t, *this);
+    if (t->hooks != nullptr) {
+      t->hooks->fire(t, *this);
     } else {
       end_wait_owner(t->node.task);
       schedule_local(&t->node);

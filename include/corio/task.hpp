@@ -167,10 +167,15 @@ class promise_base {
   const char* site_function_ = nullptr;
   unsigned site_line_ = 0;
   std::exception_ptr exception_;
-  /// A root task's result cell (set by the runtime before the task starts), and how to make one
-  /// for this promise's value type (null: the result stays in the frame).
-  void* result_cell_ = nullptr;
+  /// How to make a result cell for this promise's value type (null: the result stays in the
+  /// frame). A root task's cell itself is found through `root_` (root_result_cell()), not
+  /// stored here: every byte of the promise is in every frame.
   const result_cell_ops* cell_ops_ = nullptr;
+
+  /// Where return_value puts the result: a root task's cell, or null (in the frame).
+  void* root_result_cell() const noexcept {
+    return root_ != nullptr ? task_result_cell(root_) : nullptr;
+  }
 };
 
 template <class T>
@@ -182,8 +187,8 @@ class task_promise final : public promise_base {
   template <class U = T>
   requires std::is_convertible_v<U&&, T>
   void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
-    if (result_cell_ != nullptr) {
-      static_cast<std::optional<T>*>(result_cell_)->emplace(std::forward<U>(value));
+    if (void* cell = root_result_cell()) {
+      static_cast<std::optional<T>*>(cell)->emplace(std::forward<U>(value));
     } else {
       value_.emplace(std::forward<U>(value));
     }
@@ -209,8 +214,8 @@ class task_promise<T&> final : public promise_base {
   task_promise() noexcept { cell_ops_ = result_cell<T*>::ops(); }
   task<T&> get_return_object() noexcept;
   void return_value(T& value) noexcept {
-    if (result_cell_ != nullptr) {
-      static_cast<std::optional<T*>*>(result_cell_)->emplace(std::addressof(value));
+    if (void* cell = root_result_cell()) {
+      static_cast<std::optional<T*>*>(cell)->emplace(std::addressof(value));
     } else {
       value_ = std::addressof(value);
     }

@@ -18,17 +18,27 @@ namespace detail {
 /// A timer in its worker's heap. Owner-only: only the worker in `owner` touches a node between
 /// arming and firing (or disarming). A sleep is also the task's wait point: cancelling it takes
 /// it out of the heap and resumes the task, which then throws operation_cancelled.
+struct timer_node;
+
+/// What a timer does instead of scheduling its `node`: one static table per kind of timer, so a
+/// timer in a sleeping task's frame carries one pointer, not two.
+struct timer_hooks {
+  /// Called on the timer's owner when the deadline passes (timeouts, accept backoff).
+  void (*fire)(timer_node* self, worker& owner) noexcept;
+  /// Called when the heap is cleared at shutdown with the timer still armed; may be null.
+  void (*drop)(timer_node* self) noexcept;
+};
+
 struct timer_node : wait_point {
   static constexpr std::uint32_t not_queued = std::numeric_limits<std::uint32_t>::max();
+  // First, so that it fills the tail padding of wait_point (the layout is checked in
+  // timer_heap.cpp: a sleep_op stays 72 bytes of its task's frame).
+  std::uint32_t heap_index = not_queued;
   sched_node node;
   std::int64_t deadline_ns = 0;  // steady_clock, nanoseconds since its epoch
-  std::uint32_t heap_index = not_queued;
   worker* owner = nullptr;
-  /// Called on `owner` when the deadline passes, instead of scheduling `node` (timeouts).
-  void (*on_fire)(timer_node* self, worker& owner) noexcept = nullptr;
-  /// Called instead when the heap is cleared at shutdown with the timer still armed.
-  void (*on_drop)(timer_node* self) noexcept = nullptr;
-  void* context = nullptr;  // for on_fire / on_drop
+  const timer_hooks* hooks = nullptr;  // null: firing schedules `node` (a sleep)
+  void* context = nullptr;             // for the hooks
 };
 
 /// Puts `t` into the current worker's timer heap; `h` is resumed on that worker at or after the

@@ -196,6 +196,7 @@ void backoff_dropped(timer_node* t) noexcept {
   }
   release_ref(s);
 }
+constexpr corio::detail::timer_hooks backoff_hooks{&backoff_fired, &backoff_dropped};
 
 // Submits the multishot accept on `w` (the owner); the machinery reference is already held.
 void arm(incoming_state* s, worker& w) noexcept {
@@ -280,8 +281,7 @@ void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
       log_pause(s->listener->get(), -res, s->backoff_ms);
       s->backoff.deadline_ns =
           corio::detail::steady_now_ns() + std::int64_t{s->backoff_ms} * 1'000'000;
-      s->backoff.on_fire = &backoff_fired;
-      s->backoff.on_drop = &backoff_dropped;
+      s->backoff.hooks = &backoff_hooks;
       s->backoff.context = s;
       w.arm_timer(&s->backoff);
       break;
