@@ -103,24 +103,26 @@ std::size_t class_block_size(std::size_t c) noexcept {
 
 void* frame_alloc(std::size_t size) {
   thread_cache& tc = cache;
+  // A cacheable request always gets its whole class size -- recycling or not, on a live thread or
+  // an exiting one -- so that any block of a class may serve any request of it later, whichever
+  // thread frees it and whichever way.
+  const bool cacheable = size <= max_cached_size && size > 0;
+  const std::size_t c = cacheable ? class_of(size) : 0;
+  const std::size_t block_size = cacheable ? class_block_size(c) : size;
   if (tc.dead) [[unlikely]] {
     retired_live.fetch_add(1, std::memory_order_relaxed);
-    return ::operator new(size);
+    return ::operator new(block_size);
   }
   ensure_registered(tc);
   bump(tc.allocated);
-  if (size <= max_cached_size && size > 0) {
-    std::size_t c = class_of(size);
-    if (free_block* b = tc.lists[c]; b != nullptr && recycling.load(std::memory_order_relaxed)) {
+  if (cacheable && recycling.load(std::memory_order_relaxed)) {
+    if (free_block* b = tc.lists[c]) {
       tc.lists[c] = b->next;
       --tc.counts[c];
       return b;
     }
-    // Always the whole class size, recycling or not, so that any block of a class may serve any
-    // request of it later, whichever way it was allocated or freed.
-    return ::operator new(class_block_size(c));
   }
-  return ::operator new(size);
+  return ::operator new(block_size);
 }
 
 void frame_free(void* block, std::size_t size) noexcept {
