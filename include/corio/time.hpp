@@ -15,9 +15,6 @@ namespace corio {
 
 namespace detail {
 
-/// A timer in its worker's heap. Owner-only: only the worker in `owner` touches a node between
-/// arming and firing (or disarming). A sleep is also the task's wait point: cancelling it takes
-/// it out of the heap and resumes the task, which then throws operation_cancelled.
 struct timer_node;
 
 /// What a timer does instead of scheduling its `node`: one static table per kind of timer, so a
@@ -29,6 +26,9 @@ struct timer_hooks {
   void (*drop)(timer_node* self) noexcept;
 };
 
+/// A timer in its worker's heap. Owner-only: only the worker in `owner` touches a node between
+/// arming and firing (or disarming). A sleep is also the task's wait point: cancelling it takes
+/// it out of the heap and resumes the task, which then throws operation_cancelled.
 struct timer_node : wait_point {
   static constexpr std::uint32_t not_queued = std::numeric_limits<std::uint32_t>::max();
   // First, so that it fills the tail padding of wait_point (the layout is checked in
