@@ -118,8 +118,10 @@ task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame
   if (ops != nullptr) {
     t->cell_ops = ops;
     // A task<void> keeps its ops (its frame is released at completion) but has no cell.
-    if (ops->size > 0) t->cell = static_cast<char*>(mem) + cell_offset;
-    ops->init(t->cell);
+    if (ops->size > 0) {
+      t->cell = static_cast<char*>(mem) + cell_offset;
+      ops->init(t->cell);
+    }
   }
   t->run = &finish_root;
   t->frame = frame;
@@ -141,7 +143,7 @@ void task_header::destroy() noexcept {
     while (cancel_lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
   }
   if (!(state.load(std::memory_order_relaxed) & destroyed) && frame) frame.destroy();
-  if (cell_ops != nullptr) cell_ops->destroy(cell);
+  if (cell != nullptr) cell_ops->destroy(cell);
   if (locals != nullptr) release_locals(locals);
   std::size_t size = alloc_size;
   this->~task_header();

@@ -64,7 +64,7 @@ class task_header : public deferred_action {
   join_waiter* joiner = nullptr;  // written before join_waiting is set (release), read after
   std::atomic<std::uint32_t> state{handle};
   // The one-byte and four-byte fields of the groups below sit here, together, so that the header
-  // has no padding holes (one allocation per task: every 8 bytes count for a sleeping task).
+  // has no padding holes (every task has a header: 8 bytes more or less show per sleeping task).
   std::atomic<bool> cancel_lock{false};  // cancellation: guards wait, wait_owner and scope
   std::atomic<bool> cancel_flag{false};  // cancellation: join_handle::cancel, sticky
   bool registered = false;               // registry: guarded by the shard's mutex

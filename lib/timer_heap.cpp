@@ -64,9 +64,7 @@ void timer_heap::sift_down(std::size_t i) noexcept {
   place(i, t);
 }
 
-}  // namespace corio::detail
-
-namespace corio::detail {
 // heap_index must land in wait_point's tail padding (see timer_node); LP64 only.
 static_assert(sizeof(void*) != 8 || sizeof(timer_node) == 72, "timer_node layout grew");
+
 }  // namespace corio::detail
