@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Integration: the networking samples with real clients (socat), and the load client.
 #   echo_tcp: socat round trips (a line, 1 MiB), echo_client verifies 2 s of load (and stops
-#     cleanly on SIGINT, with its summary), SIGTERM exits 0;
+#     cleanly on SIGINT, with its summary), SIGTERM exits 0; echo_client exits 1, saying why,
+#     against a server that echoes wrong bytes, one that echoes too few, and a closed port;
 #     with CORIO_DUMP_ON_SIGQUIT=1, SIGQUIT prints the tasks (the accept loop, a connection's
 #     read) and the server goes on serving.
 #   echo_udp: socat datagrams.  general_io: files and pipes through stdin/stdout, SIGINT on a pipe.
@@ -36,6 +37,45 @@ grep -q "interrupted" "$work/client-int.log" && grep -q "errors: 0" "$work/clien
   { cat "$work/client-int.log"; fail "echo_client printed no summary after SIGINT"; }
 stop TERM
 echo "echo_tcp: ok"
+
+# echo_client fails, saying why, when the echo is wrong or short, or nobody listens.
+free_port=""
+serve_through() {  # socat on a free port, each connection through the program $1
+  for _ in $(seq 20); do
+    free_port=$((20000 + RANDOM % 20000))
+    socat "TCP-LISTEN:$free_port,bind=127.0.0.1,reuseaddr,fork" "EXEC:$1" 2>/dev/null &
+    local pid=$!
+    for _ in $(seq 20); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$free_port") 2>/dev/null && { pids+=($pid); return 0; }
+      kill -0 "$pid" 2>/dev/null || break  # the port was taken: try another
+      sleep 0.05
+    done
+    kill "$pid" 2>/dev/null || true
+  done
+  fail "socat did not start"
+}
+stop_socat() {
+  kill "${pids[-1]}"
+  wait "${pids[-1]}" 2>/dev/null || true
+}
+expect_client_failure() {  # $1: what the error must say; the rest: echo_client's arguments
+  local want=$1 rc=0
+  shift
+  timeout 30 "$dir/echo_client" "$@" >"$work/bad.log" 2>&1 || rc=$?
+  [[ $rc == 1 ]] && grep -q "$want" "$work/bad.log" ||
+    { cat "$work/bad.log"; fail "echo_client: exit status $rc, expected 1 and '$want'"; }
+}
+printf '#!/bin/sh\nexec stdbuf -o0 tr "\\000-\\177" "\\001-\\177\\000"\n' >"$work/flip"
+printf '#!/bin/sh\nexec head -c 10\n' >"$work/short"
+chmod +x "$work/flip" "$work/short"
+serve_through "$work/flip"
+expect_client_failure "wrong bytes echoed" --port "$free_port" -c 3 -l 64 -d 2 -t 1
+stop_socat
+serve_through "$work/short"
+expect_client_failure "the server closed after 10 of 64" --port "$free_port" -c 3 -l 64 -d 2 -t 1
+stop_socat
+expect_client_failure "Connection refused" --port "$port" -c 3 -l 64 -d 1 -t 1  # echo_tcp is gone
+echo "echo_client failures: ok"
 
 CORIO_DUMP_ON_SIGQUIT=1 start echo_tcp --port 0 --workers 2
 # A connection that stays open (socat keeps reading the fifo this script holds open).
