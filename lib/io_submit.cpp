@@ -185,15 +185,15 @@ bool submit_io(io_state& s, std::coroutine_handle<> h) {
     s.res = -ECANCELED;
     return false;
   }
-  std::int64_t deadline = operation_deadline(s.deadline_ns, a.timeout_ns);
-  if (deadline != 0) {
-    if (deadline <= steady_now_ns()) {
+  op_deadline deadline = operation_deadline(s.deadline_ns, a.timeout_ns);
+  if (deadline.at != 0) {
+    if (deadline.passed) {
       end_wait_owner(s.node.task);
       s.timed_out = true;
       s.res = -ECANCELED;
       return false;
     }
-    s.deadline.deadline_ns = deadline;
+    s.deadline.deadline_ns = deadline.at;
     s.deadline.hooks = &deadline_hooks;
     s.deadline.context = &s;
     w.arm_timer(&s.deadline);
@@ -202,7 +202,7 @@ bool submit_io(io_state& s, std::coroutine_handle<> h) {
   try {
     sqe = w.get_sqe();
   } catch (...) {
-    if (deadline != 0) w.disarm_timer(&s.deadline);
+    if (deadline.at != 0) w.disarm_timer(&s.deadline);
     end_wait_owner(s.node.task);
     throw;
   }

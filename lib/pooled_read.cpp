@@ -243,14 +243,14 @@ bool start_on_owner(pooled_reader* r, pooled_wait& wt, worker& w) {
     wt.cancelled = true;
     return false;
   }
-  std::int64_t deadline = operation_deadline(wt.deadline_ns, wt.timeout_ns);
-  if (deadline != 0) {
-    if (deadline <= steady_now_ns()) {
+  op_deadline deadline = operation_deadline(wt.deadline_ns, wt.timeout_ns);
+  if (deadline.at != 0) {
+    if (deadline.passed) {
       end_wait_owner(wt.node.task);
       wt.timed_out = true;
       return false;
     }
-    wt.deadline.deadline_ns = deadline;
+    wt.deadline.deadline_ns = deadline.at;
     wt.deadline.hooks = &deadline_hooks;
     wt.deadline.context = &wt;
     w.arm_timer(&wt.deadline);

@@ -68,12 +68,20 @@ std::int64_t duration_to_ns(std::chrono::duration<Rep, Period> d) noexcept {
 }
 
 /// The deadline of an operation with an absolute deadline `deadline_ns` (corio::timeout; 0: none)
-/// and a relative `timeout_ns` from now (a stream's default timeout; 0: none): the earlier of
-/// the two, 0 when neither is set.
-inline std::int64_t operation_deadline(std::int64_t deadline_ns, std::int64_t timeout_ns) noexcept {
-  if (timeout_ns <= 0) return deadline_ns;
-  std::int64_t d = steady_now_ns() + timeout_ns;
-  return deadline_ns == 0 ? d : std::min(deadline_ns, d);
+/// and a relative `timeout_ns` from now (a stream's default timeout; 0: none): `at` is the earlier
+/// of the two, 0 when neither is set; `passed` says it is not in the future. One clock read, and
+/// none without a deadline (a stream's default timeout costs one read per operation).
+struct op_deadline {
+  std::int64_t at = 0;
+  bool passed = false;
+};
+inline op_deadline operation_deadline(std::int64_t deadline_ns, std::int64_t timeout_ns) noexcept {
+  if (deadline_ns == 0 && timeout_ns <= 0) return {};
+  std::int64_t now = steady_now_ns();
+  std::int64_t at = deadline_ns;
+  if (timeout_ns > 0)
+    at = deadline_ns == 0 ? now + timeout_ns : std::min(deadline_ns, now + timeout_ns);
+  return {at, at <= now};
 }
 
 }  // namespace detail
