@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole benchmark suite in one command; writes one markdown file with every table:
-#   micro (bench/run.sh), echo against the peers (bench/echo.sh), user-space instructions per
-#   echo round trip (bench/instructions.sh), memory per idle connection and per sleeping task and
-#   fork-join scaling (bench/footprint), HTTP against nginx (bench/http.sh).
+#   micro (bench/run.sh), echo against the peers (bench/echo.sh), echo_client against loadgen
+#   (bench/client.sh), user-space instructions per echo round trip (bench/instructions.sh),
+#   memory per idle connection and per sleeping task and fork-join scaling (bench/footprint),
+#   HTTP against nginx (bench/http.sh).
 # Usage: bench/all.sh [-q]   (-q: fewer rounds, for a quick look; the figures are then rougher)
 # Output: bench/out/all-YYYYmmdd-HHMMSS.md (and on stdout).
 set -euo pipefail
@@ -25,6 +26,9 @@ ninja -C build-bench bench/footprint >/dev/null
   echo
   echo "## Echo against the peers (bench/echo.sh -r $rounds)"
   bench/echo.sh -r "$rounds"
+  echo
+  echo "## The load client against loadgen (bench/client.sh -r $rounds)"
+  bench/client.sh -r "$rounds"
   echo
   echo "## User-space instructions per echo round trip (bench/instructions.sh)"
   bench/instructions.sh -c 50
