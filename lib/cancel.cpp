@@ -95,6 +95,22 @@ void end_wait_foreign(task_header* t, wait_point* p) noexcept {
     t->wait.store(nullptr, std::memory_order_relaxed);
 }
 
+void end_wait_enrolled(worker* w, task_header* t, wait_point* p) noexcept {
+  if (t == nullptr) return;
+  // wait_owner was last written by the begin_wait that happened before (a later one needs this
+  // wake first), so reading it here races with no write. On the owner, the clear needs no lock,
+  // as in end_wait_owner: a concurrent poke or registered_wait reads `wait` atomically, and
+  // nobody else clears it (the waker's claim excluded the cancel action). A wait that registered
+  // nothing (not cancellable) leaves `wait` null or another's: the comparison keeps it.
+  if (w != nullptr && t->wait_owner == w) {
+    if (t->wait.load(std::memory_order_relaxed) == p) {
+      t->wait.store(nullptr, std::memory_order_release);
+    }
+    return;
+  }
+  end_wait_foreign(t, p);
+}
+
 bool is_cancelled(const task_header* t) noexcept {
   return t != nullptr && chain_cancelled(t);
 }

@@ -349,7 +349,7 @@ void runtime_core::start_root(task_header* t, worker* spawner) {
   registry_.add(t, spawner ? spawner->index() : workers_.size());
   if (spawner != nullptr) {
     spawner->note_spawn();
-    spawner->schedule_local(&t->start);
+    spawner->schedule_spawned(&t->start);
     if (t->pinned == nullptr) spawner->request_notify();  // new work: worth a peer's while
   } else {
     foreign_spawned_.fetch_add(1, std::memory_order_relaxed);

@@ -106,6 +106,9 @@ void worker::close() noexcept {
   while (deferred_action* a = remote.pop()) a->run(a, *this);
   if (!open_.load(std::memory_order_acquire)) return;
   queue_.unsync_clear();
+  lifo_ = nullptr;
+  lifo_runs_ = 0;
+  lifo_ok_ = false;
   pinned_.clear();
   deferred_yields_.clear();
   deferred_.clear();
@@ -162,6 +165,15 @@ sched_node* worker::next_task() {
     }
   }
   sched_node* n;
+  if (lifo_ != nullptr) {
+    n = std::exchange(lifo_, nullptr);
+    if (lifo_runs_ < max_lifo_runs) {
+      ++lifo_runs_;
+      return n;
+    }
+    push_queue(n);  // behind what waited meanwhile
+  }
+  lifo_runs_ = 0;
   if (tick_ & 1) {
     n = pinned_.pop();
     if (n == nullptr) n = queue_.pop();
@@ -190,6 +202,7 @@ sched_node* worker::take_from_global() {
 
 void worker::run_task(sched_node* n) {
   current_task_ = n->task;
+  lifo_ok_ = true;
   // The id, not the header: stats() may read it on another thread after the task is gone.
   running_id_.store(n->task != nullptr ? n->task->id : 0, std::memory_order_relaxed);
   worker_counters::bump(counters_.tasks_polled);
@@ -198,7 +211,8 @@ void worker::run_task(sched_node* n) {
   while (trampoline_) std::exchange(trampoline_, nullptr).resume();
   current_task_ = nullptr;
   running_id_.store(0, std::memory_order_relaxed);
-  run_deferred();
+  run_deferred();  // its actions (an enrollment, a finished task's joiner) still wake LIFO
+  lifo_ok_ = false;
   notify_if_shareable();
 }
 
@@ -209,6 +223,7 @@ void worker::defer(deferred_action* a) noexcept {
 void worker::run_deferred() {
   while (!deferred_.empty() || !deferred_yields_.empty()) {
     while (deferred_action* a = deferred_.pop()) a->run(a, *this);
+    lifo_ok_ = false;  // what the poll below reaps, and the yielders, queue FIFO
     // A yield goes behind completions and timers that are due: when there are any, poll now, so
     // that the tasks they wake are queued ahead of the yielder. Otherwise they would wait for up
     // to poll_interval yields: a task computing in 1 ms slices held its worker's timers 61 ms.
@@ -221,6 +236,10 @@ void worker::run_deferred() {
 void worker::schedule_local(sched_node* n) {
   worker* pin = n->task ? n->task->pinned : nullptr;
   if (pin == nullptr) {
+    if (lifo_ok_ && lifo_ == nullptr) {
+      lifo_ = n;
+      return;
+    }
     push_queue(n);
   } else if (pin == this) {
     pinned_.push(n);
@@ -230,21 +249,33 @@ void worker::schedule_local(sched_node* n) {
   }
 }
 
+void worker::schedule_spawned(sched_node* n) {
+  if (n->task == nullptr || n->task->pinned == nullptr) {
+    push_queue(n);
+  } else {
+    schedule_local(n);  // pinned: its own path, never the LIFO slot
+  }
+}
+
 void worker::push_queue(sched_node* n) {
   queue_.push(n, [this](sched_node** items, std::uint32_t count) {
     rt_.inject().push_batch(items, count);
     worker_counters::bump(counters_.overflows, count);
     notify_pending_ = true;
   });
-  // Two or more queued tasks: one is ours to run next, the rest is worth a peer's while.
-  if (queue_.approx_len() > 1) notify_pending_ = true;
+  // Two or more queued tasks, or one behind the LIFO slot: one is ours to run next, the rest is
+  // worth a peer's while.
+  if (queue_.approx_len() > (lifo_ != nullptr ? 0u : 1u)) notify_pending_ = true;
 }
 
 void worker::notify_if_shareable() {
   if (!notify_pending_) return;
   notify_pending_ = false;
-  // The task at the head of the queue is ours to run next; only a second one is worth a peer.
-  if (rt_.worker_count() > 1 && queue_.approx_len() > 1) rt_.notify_one(this);
+  // The task in the LIFO slot, or else at the head of the queue, is ours to run next; only the
+  // next one is worth a peer.
+  if (rt_.worker_count() > 1 && queue_.approx_len() > (lifo_ != nullptr ? 0u : 1u)) {
+    rt_.notify_one(this);
+  }
 }
 
 void worker::complete_op(io_op* op) noexcept {
@@ -459,7 +490,7 @@ void worker::end_search() {
 
 bool worker::work_visible() const noexcept {
   if (rt_.stop_requested() || has_inbox() || rt_.inject().approx_len() != 0) return true;
-  if (!pinned_.empty() || queue_.approx_len() != 0) return true;
+  if (lifo_ != nullptr || !pinned_.empty() || queue_.approx_len() != 0) return true;
   for (std::size_t i = 0; i < rt_.worker_count(); ++i) {
     const worker& peer = rt_.worker_at(i);
     if (&peer != this && peer.queue_len() != 0) return true;
@@ -694,7 +725,7 @@ worker_stats worker::snapshot() const noexcept {
   s.pool_dry_reads = get(counters_.pool_dry_reads);
   s.pool_buffers_out = get(counters_.pool_buffers_out);
   s.longest_poll_gap_ns = get(counters_.longest_poll_gap_ns);
-  s.queue_depth = queue_.approx_len();
+  s.queue_depth = queue_.approx_len();  // the LIFO slot is owner-only: not counted
   s.ops_in_flight = in_flight();
   s.timers_armed = timers_armed_.load(std::memory_order_relaxed);
   // A stall in progress: the task running now, and how long ago this worker last polled.

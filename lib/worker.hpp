@@ -62,6 +62,8 @@ class worker {
   static constexpr std::uint32_t global_queue_interval = 31;
   /// Every this many resumptions the worker submits SQEs and reaps CQEs even if it has work.
   static constexpr std::uint32_t poll_interval = 61;
+  /// Resumptions in a row from the LIFO slot before its task goes to the back of the queue.
+  static constexpr std::uint32_t max_lifo_runs = 4;
 
   worker(runtime_core& rt, unsigned index);
   ~worker();
@@ -91,9 +93,11 @@ class worker {
   void defer(deferred_action* a) noexcept;
   /// Schedules `n` after the current resumption returned, behind every ready task (yield).
   void defer_yield(sched_node* n) noexcept { deferred_yields_.push(n); }
-  /// Makes `n` runnable from this worker: this worker's queue, its pinned list, or the inbox of
-  /// the worker `n`'s task is pinned to.
+  /// Makes `n` runnable from this worker: the LIFO slot (the first wake of a resumption), this
+  /// worker's queue, its pinned list, or the inbox of the worker `n`'s task is pinned to.
   void schedule_local(sched_node* n);
+  /// schedule_local for a task just spawned: never the LIFO slot (spawned tasks start in order).
+  void schedule_spawned(sched_node* n);
   /// An SQE on this worker's ring, never nullptr: submits the queued SQEs to make room.
   io_uring_sqe* get_sqe();
   /// Records an SQE carrying `op`: one more op until its final CQE.
@@ -195,6 +199,16 @@ class worker {
   // owner-only state
   run_queue<sched_node*, queue_capacity> queue_;  // stealable; see run_queue.hpp
   node_fifo pinned_;                              // runnable tasks pinned here; not stealable
+  // The LIFO slot: the first task the running task woke (a channel's receiver, a joiner), run
+  // next, before the queue, without the queue's atomics. Only wakes from inside a resumption use
+  // it (`lifo_ok_`), and only the first of them: further wakes, spawns, I/O completions and
+  // yields queue FIFO, so tasks woken together run in the order they were woken. Not stealable:
+  // the next next_task() takes it, after at most the current task's remaining run. After
+  // max_lifo_runs in a row it goes to the back of the queue, so that two tasks handing work to
+  // each other do not starve the rest.
+  sched_node* lifo_ = nullptr;
+  std::uint32_t lifo_runs_ = 0;
+  bool lifo_ok_ = false;
   node_fifo deferred_yields_;
   action_fifo deferred_;
   timer_heap timers_;
@@ -215,12 +229,11 @@ class worker {
   std::atomic<std::uint64_t> timers_armed_{0};
   // The id of the task being resumed, 0 between resumptions (stats()'s running_task).
   std::atomic<std::uint64_t> running_id_{0};
-  void note_poll_gap(std::int64_t now) noexcept;
+  void note_poll_gap(std::int64_t now) noexcept;  // longest_poll_gap_ns, if since a poll
   // Completions, SQEs or task work waiting, or a timer due: what a yield lets run first.
   bool poll_due() const noexcept {
     return ring_->work_ready() || (!timers_.empty() && steady_now_ns() >= timers_.earliest());
-  }  //
-     // longest_poll_gap_ns, if since a poll
+  }
   void note_timers() noexcept { timers_armed_.store(timers_.size(), std::memory_order_relaxed); }
   std::int64_t clock_hint_ns_ = 0;
   std::uint32_t tick_ = 0;

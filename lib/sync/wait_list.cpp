@@ -80,12 +80,20 @@ waiter* wait_list::pop_claimed() noexcept {
 
 namespace {
 
+// Called under the lock of the primitive the waiter enrolled in: its begin_wait happened before.
 void schedule_target(wait_target& t) noexcept {
-  end_wait_foreign(t.node.task, &t);  // a no-op for a wait that registered no wait point
-  if (t.node.task != nullptr) {
-    t.node.task->runtime->schedule(&t.node);
-  } else if (worker* w = current_worker()) {
+  worker* w = current_worker();
+  t.woken_on = w;
+  task_header* task = t.node.task;
+  if (task == nullptr) {
+    if (w != nullptr) w->schedule_local(&t.node);
+    return;
+  }
+  end_wait_enrolled(w, task, &t);  // a no-op for a wait that registered no wait point
+  if (w != nullptr && &w->runtime() == task->runtime) {
     w->schedule_local(&t.node);
+  } else {
+    task->runtime->schedule(&t.node);
   }
 }
 
@@ -164,10 +172,14 @@ void simple_wait::suspend(std::coroutine_handle<> h) {
 
 bool simple_wait::finish() noexcept {
   if (outcome() >= 0) {
-    if (!completed_here) {
+    // A waker on this same worker finished with the primitive before this coroutine could run
+    // (it woke us inside a resumption or action of this thread, which released the lock before
+    // the worker took the next task); one on another thread may still hold the lock.
+    if (!completed_here && woken_on != current_worker()) {
       lock->lock();
       lock->unlock();
     }
+    settled = true;  // the waker unlinked the enrollment
     return true;
   }
   unlink();
@@ -175,13 +187,14 @@ bool simple_wait::finish() noexcept {
 }
 
 void simple_wait::unlink() noexcept {
-  // A wait that completed by its own attempt was never enrolled: no lock needed (the common
-  // case of a destructor after a send or receive that did not wait).
-  if (lock == nullptr || completed_here) return;
+  // A wait that completed by its own attempt was never enrolled, and a settled one is unlinked
+  // and done with its waker: no lock needed (the destructor after every send or receive).
+  if (lock == nullptr || completed_here || settled) return;
   lock->lock();
   // Only a wait that ended by cancellation (or a frame destroyed mid-wait) is still linked.
   if (enrollment->linked) enrollment->list->remove(enrollment);
   lock->unlock();
+  settled = true;
 }
 
 void simple_wait::block() {

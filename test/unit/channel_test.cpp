@@ -130,6 +130,42 @@ TEST_SUITE("channel") {
     }());
   }
 
+  // The receiver a send wakes runs next (the worker's LIFO slot), but only a few times in a row:
+  // a pair handing values back and forth must leave the worker to a third task now and then.
+  TEST_CASE("two tasks ping-ponging on one worker do not starve a third") {
+    int third_runs = corio::run(
+        []() -> task<int> {
+          auto [a_tx, a_rx] = corio::make_channel<int>(0);
+          auto [b_tx, b_rx] = corio::make_channel<int>(0);
+          bool pair_done = false;
+          int runs = 0;
+          auto third = corio::spawn([](bool& done, int& runs) -> task<> {
+            while (!done) {
+              ++runs;
+              co_await corio::yield_now();
+            }
+          }(pair_done, runs));
+          auto peer = corio::spawn([](corio::receiver<int> rx, corio::sender<int> tx) -> task<> {
+            while (auto v = co_await rx.recv()) co_await tx.send(*v + 1);
+          }(std::move(a_rx), std::move(b_tx)));
+          for (int i = 0; i < 10000; ++i) {
+            co_await a_tx.send(i);
+            auto back = co_await b_rx.recv();
+            REQUIRE(back.has_value());
+            CHECK(*back == i + 1);
+          }
+          int during = runs;
+          pair_done = true;
+          a_tx.close();
+          co_await peer;
+          co_await third;
+          co_return during;
+        }(),
+        {.workers = 1});
+    // 10,000 round trips are 20,000 wakes; the third task gets a turn every few of them.
+    CHECK(third_runs > 1000);
+  }
+
   TEST_CASE("closing: last receiver gone fails senders; close() drains then ends") {
     corio::runtime rt{{.workers = 2}};
     rt.block_on([]() -> task<> {

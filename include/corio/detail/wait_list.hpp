@@ -74,6 +74,9 @@ struct wait_target : deferred_action, wait_point {
   /// branch that is not a primitive may decide before the enrollment finished).
   bool two_sided = false;
   std::atomic<std::uint32_t> arrivals{0};
+  /// The worker whose thread woke the coroutine (null: a thread outside the runtime), written by
+  /// the waker before it schedules the coroutine, read by the coroutine once resumed.
+  worker* woken_on = nullptr;
 
   /// Claims the target for `branch`; false if its wait already ended another way.
   bool claim(int branch) noexcept {
@@ -137,6 +140,8 @@ struct simple_wait : wait_target, waiter {
   bool cancellable = true;
   /// Completed by its own attempt (no waker involved).
   bool completed_here = false;
+  /// Unlinked and done with any waker (finish() or unlink() ran): the destructor has nothing to do.
+  bool settled = false;
   /// The enrollment that enroll() links: by default the waiter base; a primitive whose waiters
   /// carry data (a channel's value slot) points it at its own waiter, which must then outlive
   /// this base's destructor or be unlinked before (the derived destructor calls unlink()).

@@ -57,6 +57,10 @@ void end_wait_owner(task_header* t) noexcept;
 /// The wait completed on another thread (a join, a blocking job): called before the coroutine is
 /// made runnable.
 void end_wait_foreign(task_header* t, wait_point* p) noexcept;
+/// end_wait_foreign for a waker on worker `w` (null: off the runtime) that knows the wait's
+/// registration happened before (it holds the lock of the primitive the waiter enrolled under,
+/// after begin_wait): on the wait's owner worker it clears the wait without the cancel lock.
+void end_wait_enrolled(worker* w, task_header* t, wait_point* p) noexcept;
 /// True if `t` or one of its active scopes was cancelled.
 bool is_cancelled(const task_header* t) noexcept;
 /// The current task of the calling worker thread (nullptr off a worker).
