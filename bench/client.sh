@@ -3,8 +3,8 @@
 # each driving the raw liburing echo server (CPU 0) from CPU 1 with one thread, interleaved
 # A B A B in every round. Prints, per config, both clients' msgs/s per round and the median of
 # the per-round ratios echo_client / loadgen (the issue's target: at least 0.9).
-# loadgen runs with -w 0 (no warm-up window), like echo_client, which counts from its start
-# (connection set-up included).
+# loadgen runs with -w 0 (no warm-up window): both then measure from the moment every
+# connection is established.
 # Usage: bench/client.sh [-r rounds] [-t secs] [-C "conns:size ..."]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -319,10 +319,9 @@ void runtime_core::destroy_pending_roots_here() noexcept {
   }
 }
 
-void runtime_core::schedule(sched_node* n) {
-  worker* w = current_worker();
-  if (w != nullptr && &w->runtime() == this) {
-    w->schedule_local(n);
+void runtime_core::schedule_from(worker* caller, sched_node* n) {
+  if (caller != nullptr && &caller->runtime() == this) {
+    caller->schedule_local(n);
     return;
   }
   worker* pin = n->task ? n->task->pinned : nullptr;

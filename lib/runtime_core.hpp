@@ -2,6 +2,7 @@
 #pragma once
 
 #include "blocking_pool.hpp"
+#include "context.hpp"
 #include "fork_guard.hpp"
 #include "idle.hpp"
 #include "inject_queue.hpp"
@@ -37,7 +38,9 @@ class runtime_core {
   // ---- scheduling, any thread ----
   /// Makes `n` runnable: on the calling worker if there is one, else through the global queue
   /// (or the inbox of the worker its task is pinned to).
-  void schedule(sched_node* n);
+  void schedule(sched_node* n) { schedule_from(current_worker(), n); }
+  /// schedule() for a caller that has already looked up current_worker() (`caller`).
+  void schedule_from(worker* caller, sched_node* n);
   /// P3 of idle.hpp: wakes a parked worker to search if nobody searches.
   void notify_one(worker* sender);
   /// P4 of idle.hpp: wakes `target` if it is parked.

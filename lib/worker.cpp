@@ -263,19 +263,13 @@ void worker::push_queue(sched_node* n) {
     worker_counters::bump(counters_.overflows, count);
     notify_pending_ = true;
   });
-  // Two or more queued tasks, or one behind the LIFO slot: one is ours to run next, the rest is
-  // worth a peer's while.
-  if (queue_.approx_len() > (lifo_ != nullptr ? 0u : 1u)) notify_pending_ = true;
+  if (has_shareable_work()) notify_pending_ = true;
 }
 
 void worker::notify_if_shareable() {
   if (!notify_pending_) return;
   notify_pending_ = false;
-  // The task in the LIFO slot, or else at the head of the queue, is ours to run next; only the
-  // next one is worth a peer.
-  if (rt_.worker_count() > 1 && queue_.approx_len() > (lifo_ != nullptr ? 0u : 1u)) {
-    rt_.notify_one(this);
-  }
+  if (rt_.worker_count() > 1 && has_shareable_work()) rt_.notify_one(this);
 }
 
 void worker::complete_op(io_op* op) noexcept {

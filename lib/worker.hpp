@@ -209,6 +209,11 @@ class worker {
   sched_node* lifo_ = nullptr;
   std::uint32_t lifo_runs_ = 0;
   bool lifo_ok_ = false;
+  // Queued work beyond the task this worker runs next (the LIFO slot's, or else the queue's
+  // head): what is worth waking a peer for.
+  bool has_shareable_work() const noexcept {
+    return queue_.approx_len() > (lifo_ != nullptr ? 0u : 1u);
+  }
   node_fifo deferred_yields_;
   action_fifo deferred_;
   timer_heap timers_;

@@ -90,11 +90,7 @@ void schedule_target(wait_target& t) noexcept {
     return;
   }
   end_wait_enrolled(w, task, &t);  // a no-op for a wait that registered no wait point
-  if (w != nullptr && &w->runtime() == task->runtime) {
-    w->schedule_local(&t.node);
-  } else {
-    task->runtime->schedule(&t.node);
-  }
+  task->runtime->schedule_from(w, &t.node);
 }
 
 // Cancel action of a coroutine's wait (cancel.cpp step 3), on the owner worker under the task's
