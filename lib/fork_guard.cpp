@@ -1,5 +1,7 @@
 #include "fork_guard.hpp"
 
+#include <corio/detail/frame_alloc.hpp>
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -32,9 +34,11 @@ void remap_private(void* p, std::size_t size) noexcept {
 
 void before_fork() noexcept {
   g_rings_mutex.lock();
+  frame_transfer_lock_all();
 }
 
 void in_parent() noexcept {
+  frame_transfer_unlock_all();
   g_rings_mutex.unlock();
 }
 
@@ -51,6 +55,7 @@ void in_child() noexcept {
   }
   if (null_fd >= 0) ::close(null_fd);
   g_epoch.fetch_add(1, std::memory_order_relaxed);
+  frame_transfer_unlock_all();
   g_rings_mutex.unlock();
 }
 

@@ -2,9 +2,16 @@
 //
 // Each thread keeps, per 16-byte size class up to 1 KiB, a short free list (at most 64 blocks) of
 // blocks it freed; an allocation of that class takes the most recently freed block. A block freed
-// on another thread than its allocator's goes to the freeing thread's list: with a producer and a
-// consumer thread the consumer's lists fill up and the rest goes back to operator delete, so the
-// cache never holds more than classes * 64 blocks per thread.
+// on another thread than its allocator's goes to the freeing thread's list.
+//
+// With a producer and a consumer thread (a worker spawning tasks that another worker finishes:
+// fork-join with work stealing) the consumer's lists fill up and the producer's run dry. A full
+// list therefore hands its older half, a batch of 32 blocks, to the class's transfer stack, and an
+// empty list takes a batch from there before it asks operator new: blocks flow back from the
+// consumer to the producer at the cost of one short lock per 32 blocks, instead of a malloc and a
+// cross-thread free (which locks the allocating thread's arena) per block. A transfer stack holds
+// at most 512 KiB of blocks; a batch beyond that goes back to operator delete. So the cache never
+// holds more than classes * 64 blocks per thread plus 512 KiB per class.
 //
 // Accounting for the test invariant "no live coroutine frame": each thread counts its allocations
 // and frees in two counters only it writes (relaxed atomics, so other threads may read them). The
@@ -13,6 +20,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -29,6 +37,43 @@ constexpr std::uint32_t max_per_class = 64;
 
 struct free_block {
   free_block* next;
+};
+
+constexpr std::uint32_t batch_size = max_per_class / 2;
+
+// The bytes of blocks a class's transfer stack may hold; a batch beyond that goes back to
+// operator delete.
+constexpr std::size_t max_transfer_bytes = 512 * 1024;
+
+// A batch on a transfer stack: its first block also links the next batch, in the word after
+// its `next` (every class but the 8-byte class 0, which has no transfer stack, has room for it).
+free_block* next_batch(const free_block* b) noexcept {
+  free_block* n;
+  std::memcpy(&n, reinterpret_cast<const char*>(b) + sizeof(free_block), sizeof n);
+  return n;
+}
+void set_next_batch(free_block* b, free_block* n) noexcept {
+  std::memcpy(reinterpret_cast<char*>(b) + sizeof(free_block), &n, sizeof n);
+}
+
+// One class's transfer stack: batches of exactly batch_size blocks, each a null-terminated list.
+// Guarded by `locked`, a spin lock held for a few instructions (a push or a pop), by one thread per
+// batch_size frees or allocations. The fork handlers hold every one across fork() so that the
+// child gets consistent stacks and unlocked locks.
+struct alignas(64) transfer_stack {
+  std::atomic<bool> locked{false};
+  // Written under the lock; atomic only for take_batch's peek without it (relaxed: a stale value
+  // costs at most one needless lock, or one operator new while a batch just arrived).
+  std::atomic<std::uint32_t> count{0};
+  free_block* top = nullptr;  // the newest batch
+
+  void lock() noexcept {
+    // Acquire pairs with unlock's release: the holder sees the previous holder's batches.
+    while (locked.exchange(true, std::memory_order_acquire)) {
+      while (locked.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+    }
+  }
+  void unlock() noexcept { locked.store(false, std::memory_order_release); }
 };
 
 // Constant-initialized with a trivial destructor, so accessing it needs no TLS guard; the
@@ -48,6 +93,7 @@ constinit std::mutex registry_mutex;
 constinit thread_cache* registry_head = nullptr;
 constinit std::atomic<std::int64_t> retired_live{0};
 constinit std::atomic<bool> recycling{true};
+constinit transfer_stack transfer[class_count];
 
 thread_local constinit thread_cache cache;
 
@@ -99,7 +145,58 @@ std::size_t class_block_size(std::size_t c) noexcept {
   return c * granule + 8;
 }
 
+// A batch from class c's transfer stack for an empty thread list; null if there is none.
+[[gnu::noinline]] free_block* take_batch(std::size_t c) noexcept {
+  transfer_stack& t = transfer[c];
+  // A relaxed peek first: a producer whose stack is empty (no consumer on another thread) pays
+  // no locked instruction per allocation that misses its list.
+  if (t.count.load(std::memory_order_relaxed) == 0) return nullptr;
+  t.lock();
+  free_block* b = t.top;
+  if (b != nullptr) {
+    t.top = next_batch(b);
+    t.count.store(t.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+  t.unlock();
+  return b;
+}
+
+// A full thread list (max_per_class blocks) keeps its newest half, which is warm in this thread's
+// cache, and hands the older half to the transfer stack (or to operator delete if it is full).
+[[gnu::noinline]] void give_batch(thread_cache& tc, std::size_t c) noexcept {
+  free_block* last_kept = tc.lists[c];
+  for (std::uint32_t i = 1; i < max_per_class - batch_size; ++i) last_kept = last_kept->next;
+  free_block* batch = last_kept->next;
+  last_kept->next = nullptr;
+  tc.counts[c] = max_per_class - batch_size;
+  transfer_stack& t = transfer[c];
+  const std::size_t max_batches = max_transfer_bytes / (batch_size * class_block_size(c));
+  t.lock();
+  std::uint32_t n = t.count.load(std::memory_order_relaxed);
+  bool kept = c > 0 && n < max_batches;
+  if (kept) {
+    set_next_batch(batch, t.top);
+    t.top = batch;
+    t.count.store(n + 1, std::memory_order_relaxed);
+  }
+  t.unlock();
+  if (kept) return;
+  while (batch != nullptr) {
+    free_block* next = batch->next;
+    ::operator delete(batch);
+    batch = next;
+  }
+}
+
 }  // namespace
+
+void frame_transfer_lock_all() noexcept {
+  for (transfer_stack& t : transfer) t.lock();
+}
+
+void frame_transfer_unlock_all() noexcept {
+  for (transfer_stack& t : transfer) t.unlock();
+}
 
 void* frame_alloc(std::size_t size) {
   thread_cache& tc = cache;
@@ -116,9 +213,14 @@ void* frame_alloc(std::size_t size) {
   ensure_registered(tc);
   bump(tc.allocated);
   if (cacheable && recycling.load(std::memory_order_relaxed)) {
-    if (free_block* b = tc.lists[c]) {
+    if (free_block* b = tc.lists[c]) [[likely]] {
       tc.lists[c] = b->next;
       --tc.counts[c];
+      return b;
+    }
+    if (free_block* b = take_batch(c)) {
+      tc.lists[c] = b->next;
+      tc.counts[c] = batch_size - 1;
       return b;
     }
   }
@@ -136,13 +238,14 @@ void frame_free(void* block, std::size_t size) noexcept {
   bump(tc.freed);
   if (size <= max_cached_size && size > 0 && recycling.load(std::memory_order_relaxed)) {
     std::size_t c = class_of(size);
-    if (tc.counts[c] < max_per_class) {
-      auto* b = static_cast<free_block*>(block);
-      b->next = tc.lists[c];
-      tc.lists[c] = b;
-      ++tc.counts[c];
-      return;
+    if (tc.counts[c] == max_per_class) [[unlikely]] {
+      give_batch(tc, c);
     }
+    auto* b = static_cast<free_block*>(block);
+    b->next = tc.lists[c];
+    tc.lists[c] = b;
+    ++tc.counts[c];
+    return;
   }
   ::operator delete(block);
 }

@@ -6,11 +6,55 @@
 
 #include <corio/detail/frame_alloc.hpp>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+#include <thread>
 #include <vector>
 
+// Counts, per thread, the blocks operator new handed out (this binary replaces it): whether
+// frame_alloc served a request from a cache or from the heap.
 namespace {
+thread_local long heap_allocations = 0;
+}
+
+void* operator new(std::size_t n) {
+  ++heap_allocations;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+namespace {
+
+// `n` blocks of `size` bytes allocated on a thread of their own (with empty per-thread lists),
+// and how many of them came from operator new.
+struct allocated {
+  std::vector<void*> blocks;
+  long from_heap = 0;
+};
+allocated allocate_on_new_thread(std::size_t n, std::size_t size) {
+  allocated a;
+  a.blocks.reserve(n);
+  std::thread([&] {
+    long before = heap_allocations;
+    for (std::size_t i = 0; i < n; ++i) a.blocks.push_back(corio::detail::frame_alloc(size));
+    a.from_heap = heap_allocations - before;
+  }).join();
+  return a;
+}
+void free_on_new_thread(const std::vector<void*>& blocks, std::size_t size) {
+  std::thread([&] {
+    for (void* b : blocks) corio::detail::frame_free(b, size);
+  }).join();
+}
 
 // Restores recycling (the default, on) however the test ends.
 struct recycling_off {
@@ -51,5 +95,32 @@ TEST_SUITE("frame_alloc") {
     void* again = corio::detail::frame_alloc(193);
     CHECK(again == blocks.back());
     corio::detail::frame_free(again, 193);
+  }
+
+  // A worker that spawns tasks which another worker finishes (fork-join under work stealing):
+  // without the transfer stacks every allocation on the first would go to operator new and every
+  // free on the second to operator delete.
+  TEST_CASE("blocks freed on one thread serve another thread's allocations, up to a bound") {
+    const auto live = corio::detail::live_frames();
+    constexpr std::size_t size = 680;  // a class no other test uses: its transfer stack is empty
+    allocated first = allocate_on_new_thread(512, size);
+    CHECK(first.from_heap == 512);
+    free_on_new_thread(first.blocks, size);
+    // The freeing thread kept at most 64 and passed the rest on in batches of 32 (its lists went
+    // with it when it exited): a new thread gets 256 blocks without operator new.
+    allocated second = allocate_on_new_thread(256, size);
+    CHECK(second.from_heap == 0);
+    free_on_new_thread(second.blocks, size);
+
+    // The stacks hold at most 512 KiB per class: of 4,096 blocks freed (2.8 MiB), most went back
+    // to operator delete, and a new thread's 4,096 allocations mostly come from the heap again.
+    constexpr std::size_t big = 900;  // 904-byte blocks: 18 batches of 32 fit
+    allocated many = allocate_on_new_thread(4096, big);
+    free_on_new_thread(many.blocks, big);
+    allocated again = allocate_on_new_thread(4096, big);
+    CHECK(again.from_heap >= 4096 - static_cast<long>(512 * 1024 / 904));
+    CHECK(again.from_heap < 4096);
+    free_on_new_thread(again.blocks, big);
+    CHECK(corio::detail::live_frames() == live);
   }
 }
