@@ -141,23 +141,18 @@ void stamp(std::span<std::byte> msg, std::uint64_t c, std::uint64_t k) {
   std::memcpy(msg.data(), w, std::min(msg.size(), sizeof w));
 }
 
-// Reads until `expect` is filled and checks every byte: with read_some_pooled, each piece the
-// kernel received into the worker's buffer ring is compared where it lies (no copy, and one
+// Checks one echoed piece, the bytes `got` onwards of `expect`: the kernel received it into the
+// worker's buffer ring and it is compared where it lies (read_some_pooled: no copy, and one
 // multishot receive per connection instead of a receive armed per message).
-corio::task<> read_and_check(tcp_stream& stream, std::span<const std::byte> expect) {
-  std::size_t got = 0;
-  while (got < expect.size()) {
-    corio::pooled_buffer b = co_await stream.read_some_pooled();
-    if (b.empty())
-      throw std::runtime_error(
-          fmt::format("the server closed after {} of {} echoed bytes", got, expect.size()));
-    if (b.size() > expect.size() - got) {
-      throw std::runtime_error("more bytes echoed than sent");
-    }
-    if (std::memcmp(b.data(), expect.data() + got, b.size()) != 0) {
-      throw std::runtime_error("wrong bytes echoed");
-    }
-    got += b.size();
+void check_piece(const corio::pooled_buffer& b, std::span<const std::byte> expect,
+                 std::size_t got) {
+  if (b.empty()) {
+    throw std::runtime_error(
+        fmt::format("the server closed after {} of {} echoed bytes", got, expect.size()));
+  }
+  if (b.size() > expect.size() - got) throw std::runtime_error("more bytes echoed than sent");
+  if (std::memcmp(b.data(), expect.data() + got, b.size()) != 0) {
+    throw std::runtime_error("wrong bytes echoed");
   }
 }
 
@@ -170,8 +165,52 @@ clk::time_point window_start(totals& t) {
   return clk::time_point(clk::duration(t.start.load(std::memory_order_acquire)));
 }
 
+// Adds the messages counted in `n` to t.messages once 64 are counted (one atomic add per 64),
+// and the rest when it goes away, on every path out of the loop.
+struct message_counter {
+  totals& t;
+  std::uint64_t n = 0;
+  explicit message_counter(totals& to) : t(to) {}
+  message_counter(const message_counter&) = delete;
+  message_counter& operator=(const message_counter&) = delete;
+  ~message_counter() { t.messages.fetch_add(n, std::memory_order_relaxed); }
+  void add(std::uint64_t k) noexcept {
+    n += k;
+    if (n >= 64) t.messages.fetch_add(std::exchange(n, 0), std::memory_order_relaxed);
+  }
+};
+
+// The measured round trips of one connection until `end`. Apart from connection()'s set-up and
+// error handling, with the stream and every counter in its own frame: with hundreds of
+// connections each round trip resumes a frame that is cold in the cache, and every further cache
+// line it touches (the stream inside connection()'s frame, say) is another miss.
+corio::task<> round_trips(tcp_stream stream, const settings& s, std::size_t id, clk::time_point end,
+                          totals& t) {
+  message_counter counted{t};
+  std::vector<std::byte> out(s.length * s.depth);
+  fill(out, id);
+  // One clock read per round trip: its end is the next one's start.
+  auto t0 = clk::now();
+  for (std::uint64_t k = 0; t0 < end; k += s.depth) {
+    for (std::size_t i = 0; i < s.depth; ++i) {
+      stamp(std::span(out).subspan(i * s.length, s.length), id, k + i);
+    }
+    co_await stream.write_all(out);
+    for (std::size_t got = 0; got < out.size();) {
+      corio::pooled_buffer b = co_await stream.read_some_pooled();
+      check_piece(b, out, got);
+      got += b.size();
+    }
+    auto t1 = clk::now();
+    auto ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(t1 - t0).count());
+    t0 = t1;
+    histogram& h = t.latency_here();  // after each resumption: the task may have moved
+    for (std::size_t i = 0; i < s.depth; ++i) h.add(ns);
+    counted.add(s.depth);
+  }
+}
+
 corio::task<> connection(const settings& s, std::size_t id, corio::barrier& connected, totals& t) {
-  std::uint64_t unpublished = 0;  // messages not yet added to t.messages (one atomic per 64)
   try {
     std::optional<tcp_stream> stream;
     std::string failed;
@@ -189,32 +228,12 @@ corio::task<> connection(const settings& s, std::size_t id, corio::barrier& conn
                std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(s.seconds));
     stream->set_nodelay(true);
     stream->set_read_timeout(std::chrono::seconds(10));  // a silent server is an error, not a hang
-    std::vector<std::byte> out(s.length * s.depth);
-    fill(out, id);
-    // One clock read per round trip: its end is the next one's start.
-    auto t0 = clk::now();
-    for (std::uint64_t k = 0; t0 < end; k += s.depth) {
-      for (std::size_t i = 0; i < s.depth; ++i) {
-        stamp(std::span(out).subspan(i * s.length, s.length), id, k + i);
-      }
-      co_await stream->write_all(out);
-      co_await read_and_check(*stream, out);
-      auto t1 = clk::now();
-      auto ns = static_cast<std::uint64_t>(std::chrono::nanoseconds(t1 - t0).count());
-      t0 = t1;
-      histogram& h = t.latency_here();  // after each resumption: the task may have moved
-      for (std::size_t i = 0; i < s.depth; ++i) h.add(ns);
-      unpublished += s.depth;
-      if (unpublished >= 64) {
-        t.messages.fetch_add(std::exchange(unpublished, 0), std::memory_order_relaxed);
-      }
-    }
+    co_await round_trips(std::move(*stream), s, id, end, t);
   } catch (const corio::operation_cancelled&) {
     // SIGINT or SIGTERM: the run ends early; what was measured so far still counts.
   } catch (const std::exception& e) {
     t.fail(fmt::format("connection {}: {}", id, e.what()));
   }
-  t.messages.fetch_add(unpublished, std::memory_order_relaxed);
 }
 
 // Once a second, on a terminal: messages per second since the last line.
