@@ -83,7 +83,8 @@ struct thread_cache {
   std::uint32_t counts[class_count] = {};
   std::atomic<std::int64_t> allocated{0};  // owner-only writes; read by live_frames()
   std::atomic<std::int64_t> freed{0};
-  thread_cache* prev = nullptr;  // registry links, guarded by registry_mutex
+  std::int64_t heap_allocations = 0;  // owner-only: requests served by operator new
+  thread_cache* prev = nullptr;       // registry links, guarded by registry_mutex
   thread_cache* next = nullptr;
   bool registered = false;
   bool dead = false;  // the thread is exiting: no more caching, count into retired_live directly
@@ -224,7 +225,12 @@ void* frame_alloc(std::size_t size) {
       return b;
     }
   }
+  ++tc.heap_allocations;
   return ::operator new(block_size);
+}
+
+std::int64_t frame_heap_allocations() noexcept {
+  return cache.heap_allocations;
 }
 
 void frame_free(void* block, std::size_t size) noexcept {

@@ -8,29 +8,9 @@
 
 #include <atomic>
 #include <cstddef>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <thread>
 #include <vector>
-
-// Counts, per thread, the blocks operator new handed out (this binary replaces it): whether
-// frame_alloc served a request from a cache or from the heap.
-namespace {
-thread_local long heap_allocations = 0;
-}
-
-void* operator new(std::size_t n) {
-  ++heap_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -44,9 +24,9 @@ allocated allocate_on_new_thread(std::size_t n, std::size_t size) {
   allocated a;
   a.blocks.reserve(n);
   std::thread([&] {
-    long before = heap_allocations;
+    auto before = corio::detail::frame_heap_allocations();
     for (std::size_t i = 0; i < n; ++i) a.blocks.push_back(corio::detail::frame_alloc(size));
-    a.from_heap = heap_allocations - before;
+    a.from_heap = static_cast<long>(corio::detail::frame_heap_allocations() - before);
   }).join();
   return a;
 }

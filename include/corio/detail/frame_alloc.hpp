@@ -21,6 +21,10 @@ void frame_free(void* block, std::size_t size) noexcept;
 /// other thread is allocating or freeing (the test suite reads it after block_on returned).
 [[nodiscard]] std::int64_t live_frames() noexcept;
 
+/// How many of the calling thread's frame_alloc requests went to operator new (on a live thread;
+/// for tests: whether a request was served from a cache).
+[[nodiscard]] std::int64_t frame_heap_allocations() noexcept;
+
 /// fork(): the prepare handler takes every lock of the cache's shared part, the parent and child
 /// handlers release them (fork_guard.cpp), so that a child never inherits one held by a thread it
 /// does not have.
