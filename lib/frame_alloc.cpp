@@ -17,6 +17,7 @@
 // and frees in two counters only it writes (relaxed atomics, so other threads may read them). The
 // thread registers its counters on first use and folds them into `retired_live` when it exits.
 #include <corio/detail/frame_alloc.hpp>
+#include <corio/detail/wait_list.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -57,23 +58,15 @@ void set_next_batch(free_block* b, free_block* n) noexcept {
 }
 
 // One class's transfer stack: batches of exactly batch_size blocks, each a null-terminated list.
-// Guarded by `locked`, a spin lock held for a few instructions (a push or a pop), by one thread per
-// batch_size frees or allocations. The fork handlers hold every one across fork() so that the
-// child gets consistent stacks and unlocked locks.
+// Guarded by `lock`, held for a few instructions (a push or a pop) by one thread per batch_size
+// frees or allocations. The fork handlers hold every one across fork() so that the child gets
+// consistent stacks and unlocked locks.
 struct alignas(64) transfer_stack {
-  std::atomic<bool> locked{false};
+  spin_lock lock;
   // Written under the lock; atomic only for take_batch's peek without it (relaxed: a stale value
   // costs at most one needless lock, or one operator new while a batch just arrived).
   std::atomic<std::uint32_t> count{0};
   free_block* top = nullptr;  // the newest batch
-
-  void lock() noexcept {
-    // Acquire pairs with unlock's release: the holder sees the previous holder's batches.
-    while (locked.exchange(true, std::memory_order_acquire)) {
-      while (locked.load(std::memory_order_relaxed)) __builtin_ia32_pause();
-    }
-  }
-  void unlock() noexcept { locked.store(false, std::memory_order_release); }
 };
 
 // Constant-initialized with a trivial destructor, so accessing it needs no TLS guard; the
@@ -152,13 +145,13 @@ std::size_t class_block_size(std::size_t c) noexcept {
   // A relaxed peek first: a producer whose stack is empty (no consumer on another thread) pays
   // no locked instruction per allocation that misses its list.
   if (t.count.load(std::memory_order_relaxed) == 0) return nullptr;
-  t.lock();
+  t.lock.lock();
   free_block* b = t.top;
   if (b != nullptr) {
     t.top = next_batch(b);
     t.count.store(t.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
-  t.unlock();
+  t.lock.unlock();
   return b;
 }
 
@@ -170,18 +163,18 @@ std::size_t class_block_size(std::size_t c) noexcept {
   free_block* batch = last_kept->next;
   last_kept->next = nullptr;
   tc.counts[c] = max_per_class - batch_size;
-  transfer_stack& t = transfer[c];
-  const std::size_t max_batches = max_transfer_bytes / (batch_size * class_block_size(c));
-  t.lock();
-  std::uint32_t n = t.count.load(std::memory_order_relaxed);
-  bool kept = c > 0 && n < max_batches;
-  if (kept) {
-    set_next_batch(batch, t.top);
-    t.top = batch;
-    t.count.store(n + 1, std::memory_order_relaxed);
+  if (c > 0) {  // class 0's 8-byte blocks have no room for set_next_batch's link
+    transfer_stack& t = transfer[c];
+    const std::size_t max_batches = max_transfer_bytes / (batch_size * class_block_size(c));
+    std::lock_guard g(t.lock);
+    std::uint32_t n = t.count.load(std::memory_order_relaxed);
+    if (n < max_batches) {
+      set_next_batch(batch, t.top);
+      t.top = batch;
+      t.count.store(n + 1, std::memory_order_relaxed);
+      return;
+    }
   }
-  t.unlock();
-  if (kept) return;
   while (batch != nullptr) {
     free_block* next = batch->next;
     ::operator delete(batch);
@@ -192,11 +185,11 @@ std::size_t class_block_size(std::size_t c) noexcept {
 }  // namespace
 
 void frame_transfer_lock_all() noexcept {
-  for (transfer_stack& t : transfer) t.lock();
+  for (transfer_stack& t : transfer) t.lock.lock();
 }
 
 void frame_transfer_unlock_all() noexcept {
-  for (transfer_stack& t : transfer) t.unlock();
+  for (transfer_stack& t : transfer) t.lock.unlock();
 }
 
 void* frame_alloc(std::size_t size) {

@@ -6,7 +6,6 @@
 
 #include <corio/detail/frame_alloc.hpp>
 
-#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <thread>
