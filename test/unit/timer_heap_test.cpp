@@ -1,0 +1,158 @@
+// timer_heap (lib/timer_heap.hpp), single-threaded, against a sorted model.
+// Invariants: pop_expired yields nodes in deadline order and only those due; remove takes out
+// exactly the node named, from any position; every queued node's heap_index names its entry,
+// and a node out of the heap has heap_index == not_queued; clear runs each drop hook once.
+#include <doctest/doctest.h>
+
+#include "../../lib/timer_heap.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
+
+using corio::detail::timer_heap;
+using corio::detail::timer_node;
+
+namespace {
+
+// The model: (deadline, node) in order; equal deadlines may leave the heap in either order.
+using model = std::multiset<std::pair<std::int64_t, timer_node*>>;
+
+std::vector<std::unique_ptr<timer_node>> make_nodes(std::size_t n) {
+  std::vector<std::unique_ptr<timer_node>> v;
+  for (std::size_t i = 0; i < n; ++i) v.push_back(std::make_unique<timer_node>());
+  return v;
+}
+
+// Pops everything due at `now` and checks it against the model.
+void pop_and_check(timer_heap& h, model& m, std::int64_t now) {
+  std::int64_t last = INT64_MIN;
+  while (timer_node* t = h.pop_expired(now)) {
+    REQUIRE(t->deadline_ns <= now);
+    REQUIRE(t->deadline_ns >= last);  // in deadline order
+    REQUIRE(t->heap_index == timer_node::not_queued);
+    last = t->deadline_ns;
+    auto it = m.find({t->deadline_ns, t});
+    REQUIRE(it != m.end());
+    m.erase(it);
+  }
+  REQUIRE(h.size() == m.size());
+  if (!m.empty()) {
+    CHECK(h.earliest() == m.begin()->first);
+    CHECK(m.begin()->first > now);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("timer_heap") {
+  TEST_CASE("pop_expired returns only the nodes due, earliest first") {
+    auto nodes = make_nodes(5);
+    timer_heap h;
+    std::int64_t deadlines[] = {50, 10, 40, 20, 30};
+    for (std::size_t i = 0; i < 5; ++i) {
+      nodes[i]->deadline_ns = deadlines[i];
+      h.insert(nodes[i].get());
+    }
+    CHECK(h.earliest() == 10);
+    CHECK(h.pop_expired(9) == nullptr);
+    CHECK(h.pop_expired(25) == nodes[1].get());
+    CHECK(h.pop_expired(25) == nodes[3].get());
+    CHECK(h.pop_expired(25) == nullptr);
+    CHECK(h.size() == 3);
+    CHECK(h.earliest() == 30);
+  }
+
+  TEST_CASE("removal from any position keeps the order of the rest") {
+    // Every position of a heap of 1..40 nodes (four levels of a 4-ary heap), each removed once.
+    for (std::size_t n = 1; n <= 40; ++n) {
+      for (std::size_t victim = 0; victim < n; ++victim) {
+        auto nodes = make_nodes(n);
+        timer_heap h;
+        model m;
+        std::mt19937 rng(static_cast<unsigned>(n * 100 + victim));
+        for (auto& t : nodes) {
+          t->deadline_ns = static_cast<std::int64_t>(rng() % 64);
+          h.insert(t.get());
+          m.insert({t->deadline_ns, t.get()});
+        }
+        timer_node* v = nodes[victim].get();
+        REQUIRE(v->heap_index < n);
+        h.remove(v);
+        CHECK(v->heap_index == timer_node::not_queued);
+        m.erase(m.find({v->deadline_ns, v}));
+        pop_and_check(h, m, INT64_MAX);
+        CHECK(h.empty());
+      }
+    }
+  }
+
+  TEST_CASE("random inserts, removals and expiries agree with a sorted model") {
+    auto nodes = make_nodes(2000);
+    timer_heap h;
+    model m;
+    std::mt19937_64 rng(2026);
+    std::int64_t now = 0;
+    for (int step = 0; step < 200'000; ++step) {
+      timer_node* t = nodes[rng() % nodes.size()].get();
+      bool queued = t->heap_index != timer_node::not_queued;
+      switch (rng() % 8) {
+        case 0:
+        case 1:
+        case 2:
+          if (!queued) {
+            // Mostly in order (like sleeps and read timeouts started one after another),
+            // sometimes earlier than everything queued.
+            t->deadline_ns =
+                now + static_cast<std::int64_t>(rng() % 4 == 0 ? rng() % 10 : 1000 + rng() % 1000);
+            h.insert(t);
+            m.insert({t->deadline_ns, t});
+          }
+          break;
+        case 3:
+        case 4:
+          if (queued) {
+            h.remove(t);
+            m.erase(m.find({t->deadline_ns, t}));
+          }
+          break;
+        default:
+          now += static_cast<std::int64_t>(rng() % 50);
+          pop_and_check(h, m, now);
+      }
+    }
+    // Every node the model holds is where its index says.
+    for (auto& [deadline, t] : m) {
+      REQUIRE(t->heap_index < h.size());
+      CHECK(t->deadline_ns == deadline);
+    }
+    pop_and_check(h, m, INT64_MAX);
+    CHECK(h.empty());
+  }
+
+  TEST_CASE("clear unlinks every node and runs each drop hook once") {
+    static int dropped = 0;
+    static constexpr corio::detail::timer_hooks hooks{
+        [](timer_node*, corio::detail::worker&) noexcept {},
+        [](timer_node* t) noexcept {
+          CHECK(t->heap_index == timer_node::not_queued);
+          ++dropped;
+        }};
+    dropped = 0;
+    auto nodes = make_nodes(100);
+    timer_heap h;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      nodes[i]->deadline_ns = static_cast<std::int64_t>(nodes.size() - i);
+      if (i % 2 == 0) nodes[i]->hooks = &hooks;
+      h.insert(nodes[i].get());
+    }
+    h.clear();
+    CHECK(h.empty());
+    CHECK(dropped == 50);
+    for (auto& t : nodes) CHECK(t->heap_index == timer_node::not_queued);
+  }
+}
