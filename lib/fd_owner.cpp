@@ -40,11 +40,8 @@ namespace corio::detail {
 
 namespace {
 
-constexpr std::uint64_t high_bit = std::uint64_t{1} << 63;
-
-std::uint64_t bit_of(unsigned index) noexcept {
-  return index < 63 ? std::uint64_t{1} << index : high_bit;
-}
+constexpr std::uint64_t high_bit = fd_owner::worker_bit(63);
+constexpr auto bit_of = &fd_owner::worker_bit;
 
 // The cross-worker part (step 3). One allocation holds the request and one message per worker.
 struct close_request {
@@ -173,16 +170,6 @@ fd_owner::~fd_owner() {
 int fd_owner::release() noexcept {
   workers_.store(0, std::memory_order_relaxed);
   return fd_.exchange(-1, std::memory_order_acq_rel);
-}
-
-int fd_owner::note_worker(unsigned index) noexcept {
-  std::uint64_t bit = bit_of(index);
-  // seq_cst RMW, then seq_cst load of fd_: pairs with close's exchange of fd_ and its load of
-  // workers_ (Dekker). Once the bit is set, a relaxed check suffices: close reads it anyway.
-  if ((workers_.load(std::memory_order_relaxed) & bit) == 0) {
-    workers_.fetch_or(bit, std::memory_order_seq_cst);
-  }
-  return fd_.load(std::memory_order_seq_cst);
 }
 
 void close_detached(fd_owner& owner) noexcept {

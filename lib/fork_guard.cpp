@@ -14,11 +14,10 @@
 #include <string>
 
 namespace corio::detail::fork_guard {
-namespace {
 
-// Written only by the child handler, on the child's only thread; read anywhere (relaxed: a thread
-// of this process either forked, and then it is the one that wrote, or was copied afterwards).
-std::atomic<unsigned> g_epoch{0};
+std::atomic<unsigned> g_epoch{0};  // fork_guard.hpp
+
+namespace {
 
 // The live rings. The prepare handler takes the mutex, so that no thread is halfway through an
 // insertion at the fork and the child gets a consistent list (and an unlocked mutex: it unlocks
@@ -64,10 +63,6 @@ void in_child() noexcept {
 void install() {
   static const int rc = ::pthread_atfork(before_fork, in_parent, in_child);
   if (rc != 0) throw std::runtime_error("corio: pthread_atfork failed (out of memory)");
-}
-
-unsigned epoch() noexcept {
-  return g_epoch.load(std::memory_order_relaxed);
 }
 
 void check(unsigned created_epoch, const char* what) {

@@ -20,14 +20,24 @@
 
 #include <liburing.h>
 
+#include <atomic>
+
 namespace corio::detail::fork_guard {
 
 /// Installs the pthread_atfork handlers (once per process; later calls do nothing).
 void install();
 
+/// Written only by the child handler, on the child's only thread; read anywhere (relaxed: a
+/// thread of this process either forked, and then it is the one that wrote, or was copied
+/// afterwards). Read it through epoch().
+extern std::atomic<unsigned> g_epoch;
+
 /// How many times this process's ancestry forked since it was started: a runtime compares the
-/// value it saw at construction with the current one. A relaxed load of one global.
-unsigned epoch() noexcept;
+/// value it saw at construction with the current one. A relaxed load of one global, inline: a
+/// worker reads it after every resumption.
+inline unsigned epoch() noexcept {
+  return g_epoch.load(std::memory_order_relaxed);
+}
 
 /// Throws std::logic_error naming `what` if a runtime created at `created_epoch` is used in a
 /// child of a fork.

@@ -120,22 +120,30 @@ void deadline_fired(timer_node* t, worker& w) noexcept {
 }
 constexpr timer_hooks deadline_hooks{&deadline_fired, nullptr};
 
-void io_complete(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
+// An exact transfer moved `res` > 0 more bytes (already counted in `done`) and has iovecs to
+// advance or bytes left: submits the rest if the op goes on. Returns false when it does not, or
+// sets `res` to -EIO when the ring cannot submit. Out of line, so that io_complete's common path
+// (a transfer done in one operation) stays small.
+[[gnu::noinline]] bool continue_exact(io_state* s, std::int32_t& res, worker& w) noexcept {
+  io_args& a = s->args;
+  if (a.msg != nullptr) advance_iovecs(a.msg, static_cast<std::size_t>(res));
+  if (exact_done(a) || s->cancelled || s->timed_out || w.draining()) return false;
+  try {
+    prep(w.get_sqe(), *s);  // the rest, from the completion path (T11: flushed by the loop)
+    w.op_submitted(s);
+    return true;
+  } catch (...) {
+    res = -EIO;  // the ring cannot submit: report it on this op
+    return false;
+  }
+}
+
+void io_complete(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept {
   auto* s = static_cast<io_state*>(op);
-  worker& w = *current_worker();
   io_args& a = s->args;
   if (a.exact && res > 0) {
     a.done += static_cast<std::size_t>(res);
-    if (a.msg != nullptr) advance_iovecs(a.msg, static_cast<std::size_t>(res));
-    if (!exact_done(a) && !s->cancelled && !s->timed_out && !w.draining()) {
-      try {
-        prep(w.get_sqe(), *s);  // the rest, from the completion path (T11: flushed by the loop)
-        w.op_submitted(s);
-        return;
-      } catch (...) {
-        res = -EIO;  // the ring cannot submit: report it on this op
-      }
-    }
+    if ((a.msg != nullptr || !exact_done(a)) && continue_exact(s, res, w)) return;
   }
   if (s->deadline.heap_index != timer_node::not_queued) w.disarm_timer(&s->deadline);
   if (w.draining() && res >= 0 && (a.kind == io_kind::accept || a.kind == io_kind::openat)) {
@@ -212,10 +220,8 @@ bool submit_io(io_state& s, std::coroutine_handle<> h) {
 }
 
 result<std::size_t> io_result(const io_state& s) noexcept {
-  const io_args& a = s.args;
+  if (std::size_t n; io_succeeded(s, n)) return n;
   if (s.res >= 0) {
-    if (!a.exact) return static_cast<std::size_t>(s.res);
-    if (exact_done(a)) return a.done;
     // An exact transfer stopped short without an error of its own: say why (the byte count goes
     // into the exception's message).
     if (s.timed_out) return std::make_error_code(std::errc::timed_out);

@@ -33,14 +33,13 @@ worker& require_worker(const char* what) {
   return *w;
 }
 
-void nop_complete(io_op* op, std::int32_t res, std::uint32_t) noexcept {
+void nop_complete(io_op* op, std::int32_t res, std::uint32_t, worker& w) noexcept {
   auto* s = static_cast<nop_state*>(op);
-  worker* w = current_worker();
   s->res = res;
   s->trace.res = res;
-  s->trace.reap_worker = static_cast<int>(w->index());
+  s->trace.reap_worker = static_cast<int>(w.index());
   if (s->with_tids) s->trace.reap_tid = current_tid();
-  w->complete_op(op);
+  w.complete_op(op);
 }
 
 void resume_on_publish(deferred_action* a, worker& w) noexcept {

@@ -114,7 +114,7 @@ void push_buffer(pooled_reader* r, std::uint16_t bid, std::int32_t len) noexcept
   r->tail = bid;
 }
 
-void on_reader_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept;
+void on_reader_cqe(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept;
 
 // Step 1's receive, on the owner `w`. Throws (no SQE, no memory) with nothing armed.
 void arm(pooled_reader* r, worker& w, fd_owner& f, bool recv) {
@@ -169,9 +169,8 @@ void wake(pooled_reader* r, pooled_wait& wt, worker& w) noexcept {
   w.schedule_local(&wt.node);
 }
 
-void on_reader_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
+void on_reader_cqe(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept {
   auto* r = static_cast<pooled_reader*>(op);
-  worker& w = *r->owner;
   bool more = (flags & IORING_CQE_F_MORE) != 0;
   if (!more) r->armed = false;
   if (r->heap_op) {  // single-shot into heap_buf: always final

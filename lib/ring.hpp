@@ -93,14 +93,15 @@ class ring {
 #ifdef CORIO_FAULT_INJECTION
     if (fault_.reorder_on() || fault_.held() != 0) return reap_reordered(max, f);
 #endif
-    unsigned head;
-    unsigned n = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      if (n == max) break;
-      f(*cqe);
-      ++n;
-    }
+    // io_uring_for_each_cqe, with the tail read once: CQEs posted meanwhile wait for the next
+    // call. The acquire pairs with the kernel's release of the tail: the CQEs before it are
+    // written. The head is ours (only this thread consumes).
+    unsigned head = *ring_.cq.khead;
+    unsigned ready = io_uring_smp_load_acquire(ring_.cq.ktail) - head;
+    unsigned n = ready < max ? ready : max;
+    unsigned mask = ring_.cq.ring_mask;
+    unsigned shift = io_uring_cqe_shift(&ring_);
+    for (unsigned i = 0; i < n; ++i) f(ring_.cq.cqes[((head + i) & mask) << shift]);
     io_uring_cq_advance(&ring_, n);
     return n;
   }

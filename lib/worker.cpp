@@ -2,10 +2,10 @@
 //
 // Each iteration of run():
 //  1. Stop check (runtime_core::stop_requested, set once block_on's main task finished).
-//  2. next_task(): every 31st tick the global queue first (so spawns from outside and overflow
+//  2. next_task(): every 31st call the global queue first (so spawns from outside and overflow
 //     are not starved by a busy local queue); the inbox is moved to the pinned list whenever its
-//     flag is up; then the run queue and the pinned list alternate (even ticks the queue first,
-//     odd ticks the pinned list first); when both are empty, a batch from the global queue.
+//     flag is up; then the run queue, except that while the pinned list has tasks too the two
+//     take turns; when both are empty, a batch from the global queue.
 //  3. A task found: resume it (run_task). When it has suspended, run the deferred actions it
 //     registered (joins, hand-offs to other threads) and queue the yields it made, then wake a
 //     parked peer if there is work to share. Every 61 resumptions poll the ring (step 4) even
@@ -77,6 +77,7 @@ void worker::open() {
   }
   ring_fd_.store(ring_->fd(), std::memory_order_release);  // pairs: acquire in wake()
   draining_ = false;
+  has_peers_ = rt_.worker_count() > 1;
   in_flight_.store(0, std::memory_order_relaxed);
   flight_head_ = nullptr;
   // The time between sessions is no gap.
@@ -156,9 +157,36 @@ void worker::run() {
 }
 
 sched_node* worker::next_task() {
-  ++tick_;
+  // The common case, small enough to inline into run(): nothing in the inbox or the pinned list,
+  // and no turn for the global queue; the same order as next_task_slow.
+  if (inbox_flag_.load(std::memory_order_relaxed) || global_countdown_ == 1 || !pinned_.empty())
+      [[unlikely]] {
+    return next_task_slow();
+  }
+  --global_countdown_;
+  if (lifo_ != nullptr) {
+    if (sched_node* n = take_lifo()) return n;
+  }
+  lifo_runs_ = 0;
+  if (sched_node* n = queue_.pop()) [[likely]]
+    return n;
+  return take_from_global();
+}
+
+sched_node* worker::take_lifo() {
+  sched_node* n = std::exchange(lifo_, nullptr);
+  if (lifo_runs_ < max_lifo_runs) {
+    ++lifo_runs_;
+    return n;
+  }
+  push_queue(n);  // behind what waited meanwhile
+  return nullptr;
+}
+
+sched_node* worker::next_task_slow() {
   if (inbox_flag_.load(std::memory_order_relaxed)) drain_inbox();
-  if (tick_ % global_queue_interval == 0) {
+  if (--global_countdown_ == 0) [[unlikely]] {
+    global_countdown_ = global_queue_interval;
     if (sched_node* n = rt_.inject().pop()) {
       worker_counters::bump(counters_.global_pops);
       return n;
@@ -166,22 +194,19 @@ sched_node* worker::next_task() {
   }
   sched_node* n;
   if (lifo_ != nullptr) {
-    n = std::exchange(lifo_, nullptr);
-    if (lifo_runs_ < max_lifo_runs) {
-      ++lifo_runs_;
-      return n;
-    }
-    push_queue(n);  // behind what waited meanwhile
+    if ((n = take_lifo()) != nullptr) return n;
   }
   lifo_runs_ = 0;
-  if (tick_ & 1) {
+  if (pinned_.empty()) [[likely]] {
+    n = queue_.pop();
+  } else if (++pinned_turn_ & 1) {  // both have work: they take turns
     n = pinned_.pop();
-    if (n == nullptr) n = queue_.pop();
   } else {
     n = queue_.pop();
     if (n == nullptr) n = pinned_.pop();
   }
-  if (n != nullptr) return n;
+  if (n != nullptr) [[likely]]
+    return n;
   return take_from_global();
 }
 
@@ -211,7 +236,8 @@ void worker::run_task(sched_node* n) {
   while (trampoline_) std::exchange(trampoline_, nullptr).resume();
   current_task_ = nullptr;
   running_id_.store(0, std::memory_order_relaxed);
-  run_deferred();  // its actions (an enrollment, a finished task's joiner) still wake LIFO
+  // Its actions (an enrollment, a finished task's joiner) still wake LIFO.
+  if (!deferred_.empty() || !deferred_yields_.empty()) run_deferred();
   lifo_ok_ = false;
   notify_if_shareable();
 }
@@ -233,15 +259,8 @@ void worker::run_deferred() {
   }
 }
 
-void worker::schedule_local(sched_node* n) {
-  worker* pin = n->task ? n->task->pinned : nullptr;
-  if (pin == nullptr) {
-    if (lifo_ok_ && lifo_ == nullptr) {
-      lifo_ = n;
-      return;
-    }
-    push_queue(n);
-  } else if (pin == this) {
+void worker::schedule_pinned(sched_node* n, worker* pin) {
+  if (pin == this) {
     pinned_.push(n);
   } else {
     pin->push_inbox(n);
@@ -257,25 +276,15 @@ void worker::schedule_spawned(sched_node* n) {
   }
 }
 
-void worker::push_queue(sched_node* n) {
-  queue_.push(n, [this](sched_node** items, std::uint32_t count) {
-    rt_.inject().push_batch(items, count);
-    worker_counters::bump(counters_.overflows, count);
-    notify_pending_ = true;
-  });
-  if (has_shareable_work()) notify_pending_ = true;
+void worker::overflow(sched_node** items, std::uint32_t count) {
+  rt_.inject().push_batch(items, count);
+  worker_counters::bump(counters_.overflows, count);
+  notify_pending_ = true;
 }
 
-void worker::notify_if_shareable() {
-  if (!notify_pending_) return;
+void worker::notify_peer() {
   notify_pending_ = false;
   if (rt_.worker_count() > 1 && has_shareable_work()) rt_.notify_one(this);
-}
-
-void worker::complete_op(io_op* op) noexcept {
-  if (draining_) return;
-  end_wait_owner(op->node.task);
-  schedule_local(&op->node);
 }
 
 void worker::cancel_op(io_op* op) noexcept {
@@ -315,9 +324,8 @@ bool worker::disarm_timer(timer_node* t) noexcept {
   return true;
 }
 
-io_uring_sqe* worker::get_sqe() {
+io_uring_sqe* worker::get_sqe_after_submit() {
   for (;;) {
-    if (io_uring_sqe* sqe = ring_->try_get_sqe()) return sqe;
     // SQ full: hand everything to the kernel. With IORING_FEAT_NODROP the kernel only refuses
     // under memory pressure (EAGAIN) or while CQEs wait in its overflow list (EBUSY, older
     // kernels); retry after letting other threads run. Reaping here is not an option: this may
@@ -325,33 +333,8 @@ io_uring_sqe* worker::get_sqe() {
     if (int rc = submit_or_yield(); rc < 0) {
       throw_ring_error(-rc, fmt::format("corio: worker {}: io_uring_enter failed", index_));
     }
+    if (io_uring_sqe* sqe = ring_->try_get_sqe()) return sqe;
   }
-}
-
-void worker::link_in_flight(io_op* op) noexcept {
-  op->flight_prev = nullptr;
-  op->flight_cancel_sent = false;
-  op->flight_next = flight_head_;
-  if (flight_head_ != nullptr) flight_head_->flight_prev = op;
-  flight_head_ = op;
-}
-
-void worker::unlink_in_flight(io_op* op) noexcept {
-  if (op->flight_prev != nullptr) {
-    op->flight_prev->flight_next = op->flight_next;
-  } else {
-    flight_head_ = op->flight_next;
-  }
-  if (op->flight_next != nullptr) op->flight_next->flight_prev = op->flight_prev;
-  op->flight_prev = op->flight_next = nullptr;
-}
-
-void worker::op_submitted(io_op* op) noexcept {
-  tsan::release(op);  // pairs: acquire in reap
-  link_in_flight(op);
-  inc_in_flight();
-  worker_counters::bump(counters_.sqes_submitted);
-  ring_->after_prepare();  // fault injection's `eager`; empty otherwise
 }
 
 void worker::arm_timer(timer_node* t) {
@@ -400,23 +383,9 @@ unsigned worker::reap() {
   if (draining_) budget = ~0u;  // nothing is scheduled while draining
   unsigned made = 0;
   unsigned n = ring_->reap(budget, [&](const io_uring_cqe& cqe) {
-    switch (cqe.user_data) {
-      case ud_wake:
-      case LIBURING_UDATA_TIMEOUT:
-        return;
-      case ud_msg_sent:
-      case ud_cancel_all:
-      case ud_cancel_one:
-      case ud_fire_and_forget:
-        dec_in_flight();
-        return;
-      case ud_eventfd:
-        dec_in_flight();
-        eventfd_armed_ = false;
-        if (!draining_) arm_eventfd();
-        return;
-      default:
-        break;
+    if (cqe.user_data <= ud_last || cqe.user_data == LIBURING_UDATA_TIMEOUT) [[unlikely]] {
+      internal_cqe(cqe.user_data);
+      return;
     }
     auto* op = reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(cqe.user_data));
     tsan::acquire(op);  // pairs: release in op_submitted
@@ -425,7 +394,7 @@ unsigned worker::reap() {
       dec_in_flight();
     }
     if (op->on_cqe) {
-      op->on_cqe(op, cqe.res, cqe.flags);
+      op->on_cqe(op, cqe.res, cqe.flags, *this);
     } else {
       op->res = cqe.res;
       op->cqe_flags = cqe.flags;
@@ -435,6 +404,24 @@ unsigned worker::reap() {
   });
   worker_counters::bump(counters_.cqes_reaped, n);
   return made;
+}
+
+void worker::internal_cqe(std::uint64_t user_data) {
+  switch (user_data) {
+    case ud_msg_sent:
+    case ud_cancel_all:
+    case ud_cancel_one:
+    case ud_fire_and_forget:
+      dec_in_flight();
+      return;
+    case ud_eventfd:
+      dec_in_flight();
+      eventfd_armed_ = false;
+      if (!draining_) arm_eventfd();
+      return;
+    default:  // ud_wake, LIBURING_UDATA_TIMEOUT: nothing to count
+      return;
+  }
 }
 
 unsigned worker::fire_timers(std::int64_t now) {

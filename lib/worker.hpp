@@ -5,7 +5,9 @@
 #include "intrusive_fifo.hpp"
 #include "ring.hpp"
 #include "run_queue.hpp"
+#include "task_header.hpp"
 #include "timer_heap.hpp"
+#include "tsan.hpp"
 
 #include <corio/detail/io_op.hpp>
 #include <corio/detail/sched_node.hpp>
@@ -33,6 +35,7 @@ enum : std::uint64_t {
   ud_cancel_all = 4,       // the shutdown IORING_ASYNC_CANCEL_ANY
   ud_cancel_one = 5,       // an IORING_OP_ASYNC_CANCEL of one op (cancel.cpp)
   ud_fire_and_forget = 6,  // an internal SQE whose result nobody needs (fd_owner.cpp)
+  ud_last = ud_fire_and_forget,
 };
 
 /// Counters written only by their worker (relaxed loads and stores, no locked instructions) and
@@ -95,13 +98,32 @@ class worker {
   void defer_yield(sched_node* n) noexcept { deferred_yields_.push(n); }
   /// Makes `n` runnable from this worker: the LIFO slot (the first wake of a resumption), this
   /// worker's queue, its pinned list, or the inbox of the worker `n`'s task is pinned to.
-  void schedule_local(sched_node* n);
+  void schedule_local(sched_node* n) {
+    worker* pin = n->task ? n->task->pinned : nullptr;
+    if (pin != nullptr) [[unlikely]] {
+      schedule_pinned(n, pin);
+    } else if (lifo_ok_ && lifo_ == nullptr) {
+      lifo_ = n;
+    } else {
+      push_queue(n);
+    }
+  }
   /// schedule_local for a task just spawned: never the LIFO slot (spawned tasks start in order).
   void schedule_spawned(sched_node* n);
   /// An SQE on this worker's ring, never nullptr: submits the queued SQEs to make room.
-  io_uring_sqe* get_sqe();
+  io_uring_sqe* get_sqe() {
+    if (io_uring_sqe* sqe = ring_->try_get_sqe()) [[likely]]
+      return sqe;
+    return get_sqe_after_submit();
+  }
   /// Records an SQE carrying `op`: one more op until its final CQE.
-  void op_submitted(io_op* op) noexcept;
+  void op_submitted(io_op* op) noexcept {
+    tsan::release(op);  // pairs: acquire in reap
+    link_in_flight(op);
+    inc_in_flight();
+    worker_counters::bump(counters_.sqes_submitted);
+    ring_->after_prepare();  // fault injection's `eager`; empty otherwise
+  }
   /// Records an internal SQE (a tag as user_data) that will produce one CQE.
   void note_internal_sqe() noexcept {
     inc_in_flight();
@@ -123,7 +145,12 @@ class worker {
   buffer_pool& read_pool();
   buffer_pool* read_pool_if_any() const noexcept { return pool_; }
   /// Called by io_op completion handlers: resume the op's coroutine unless draining.
-  void complete_op(io_op* op) noexcept;
+  void complete_op(io_op* op) noexcept {
+    if (draining_) return;
+    // end_wait_owner (cancel.cpp): the owner clears the wait without the cancel lock.
+    if (task_header* t = op->node.task) t->wait.store(nullptr, std::memory_order_release);
+    schedule_local(&op->node);
+  }
 
   // ---- any thread ----
   void push_inbox(sched_node* n);
@@ -164,20 +191,36 @@ class worker {
   } park;
 
  private:
-  sched_node* next_task();
-  sched_node* take_from_global();
-  void run_task(sched_node* n);
+  // Both only called from run(), in worker.cpp, and inlined there: once per resumption.
+  [[gnu::always_inline]] inline sched_node* next_task();
+  [[gnu::noinline]] sched_node* next_task_slow();
+  /// The LIFO slot's task, if it may run now (max_lifo_runs); else it goes to the back of the
+  /// queue.
+  sched_node* take_lifo();
+  [[gnu::noinline]] sched_node* take_from_global();
+  [[gnu::always_inline]] inline void run_task(sched_node* n);
   void run_deferred();
+  void schedule_pinned(sched_node* n, worker* pin);
+  io_uring_sqe* get_sqe_after_submit();
   bool poll();
   unsigned reap();
+  void internal_cqe(std::uint64_t user_data);  // a CQE whose user_data is a ud_ tag
   unsigned fire_timers(std::int64_t now);
   sched_node* search();
   void end_search();
   void park_and_wait();
   bool work_visible() const noexcept;
   void drain_inbox();
-  void push_queue(sched_node* n);
-  void notify_if_shareable();
+  void push_queue(sched_node* n) {
+    queue_.push(n, [this](sched_node** items, std::uint32_t count) { overflow(items, count); });
+    if (has_peers_ && !notify_pending_ && has_shareable_work()) notify_pending_ = true;
+  }
+  void overflow(sched_node** items, std::uint32_t count);
+  void notify_if_shareable() {
+    if (notify_pending_) [[unlikely]]
+      notify_peer();
+  }
+  void notify_peer();
   void arm_eventfd();
   void send_msg_ring(int target_fd) noexcept;
   void inc_in_flight() noexcept { worker_counters::bump(in_flight_); }
@@ -189,8 +232,22 @@ class worker {
   int submit_or_yield() noexcept;
   void drain_ring();
   void cancel_in_batches();
-  void link_in_flight(io_op* op) noexcept;
-  void unlink_in_flight(io_op* op) noexcept;
+  void link_in_flight(io_op* op) noexcept {
+    op->flight_prev = nullptr;
+    op->flight_cancel_sent = false;
+    op->flight_next = flight_head_;
+    if (flight_head_ != nullptr) flight_head_->flight_prev = op;
+    flight_head_ = op;
+  }
+  void unlink_in_flight(io_op* op) noexcept {
+    if (op->flight_prev != nullptr) {
+      op->flight_prev->flight_next = op->flight_next;
+    } else {
+      flight_head_ = op->flight_next;
+    }
+    if (op->flight_next != nullptr) op->flight_next->flight_prev = op->flight_prev;
+    op->flight_prev = op->flight_next = nullptr;
+  }
   std::uint32_t next_random() noexcept;
 
   runtime_core& rt_;
@@ -241,11 +298,13 @@ class worker {
   }
   void note_timers() noexcept { timers_armed_.store(timers_.size(), std::memory_order_relaxed); }
   std::int64_t clock_hint_ns_ = 0;
-  std::uint32_t tick_ = 0;
+  std::uint32_t global_countdown_ = global_queue_interval;  // next_task: the global queue at 0
+  std::uint32_t pinned_turn_ = 0;                           // next_task: odd, the pinned list first
   std::uint32_t since_poll_ = 0;
   std::uint32_t rng_;
   bool searching_ = false;
   bool notify_pending_ = false;
+  bool has_peers_ = false;  // the runtime has other workers to notify (set by open())
   bool draining_ = false;
   bool eventfd_armed_ = false;
   std::uint64_t eventfd_buf_ = 0;  // target of the eventfd read; owner-only while it is in flight

@@ -170,7 +170,7 @@ void log_pause(int fd, int err, int ms) {
              std::generic_category().message(err), ms);
 }
 
-void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept;
+void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept;
 void arm(incoming_state* s, worker& w) noexcept;
 
 void backoff_fired(timer_node* t, worker& w) noexcept {
@@ -224,9 +224,8 @@ void arm(incoming_state* s, worker& w) noexcept {
   }
 }
 
-void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags) noexcept {
+void on_accept_cqe(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept {
   incoming_state* s = static_cast<incoming_state::accept_op*>(op)->st;
-  worker& w = *corio::detail::current_worker();
   bool more = flags & IORING_CQE_F_MORE;
   incoming_waiter* handed = nullptr;
   incoming_waiter* woken = nullptr;

@@ -44,7 +44,20 @@ class fd_owner {
 
   /// Records that worker `index` is about to submit an operation on the fd and returns the fd to
   /// use (-1 if closed). Called by submit_io on the submitting worker.
-  int note_worker(unsigned index) noexcept;
+  int note_worker(unsigned index) noexcept {
+    std::uint64_t bit = worker_bit(index);
+    // seq_cst RMW, then seq_cst load of fd_: pairs with close's exchange of fd_ and its load of
+    // workers_ (Dekker). Once the bit is set, a relaxed check suffices: close reads it anyway.
+    if ((workers_.load(std::memory_order_relaxed) & bit) == 0) {
+      workers_.fetch_or(bit, std::memory_order_seq_cst);
+    }
+    return fd_.load(std::memory_order_seq_cst);
+  }
+
+  /// Worker `index`'s bit in workers_.
+  static constexpr std::uint64_t worker_bit(unsigned index) noexcept {
+    return index < 63 ? std::uint64_t{1} << index : std::uint64_t{1} << 63;
+  }
 
   std::atomic<int> fd_{-1};
   std::atomic<std::uint64_t> workers_{0};  // bit i: worker i (bit 63: any worker >= 63)

@@ -76,6 +76,17 @@ bool submit_io(io_state& s, std::coroutine_handle<> h);
 /// operation_cancelled map to ETIMEDOUT and ECANCELED; an ECANCELED the task did not ask for means
 /// the fd was closed under the operation (corio::errc::stream_closed).
 result<std::size_t> io_result(const io_state& s) noexcept;
+/// io_result's success cases, inline: true with the byte count (or fd) in `n` for a plain op
+/// that succeeded or an exact transfer that completed; false where io_result must decide.
+inline bool io_succeeded(const io_state& s, std::size_t& n) noexcept {
+  if (s.res < 0) return false;
+  if (!s.args.exact) {
+    n = static_cast<std::size_t>(s.res);
+    return true;
+  }
+  n = s.args.done;
+  return s.args.done >= s.args.len;
+}
 /// The exception for a failed operation: "<what> on fd N: <reason>".
 [[noreturn]] void throw_io_error(const io_state& s, std::error_code e);
 
@@ -96,6 +107,8 @@ class io_awaiter {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) { return submit_io(s_, h); }
   T await_resume() {
+    if (std::size_t n; io_succeeded(s_, n)) [[likely]]
+      return static_cast<Derived*>(this)->finish(s_, n);
     result<std::size_t> r = io_result(s_);
     if (!r) throw_io_error(s_, r.error());
     return static_cast<Derived*>(this)->finish(s_, *r);
@@ -108,13 +121,17 @@ class io_awaiter {
       bool await_ready() const noexcept { return false; }
       bool await_suspend(std::coroutine_handle<> h) { return submit_io(op.s_, h); }
       result<T> await_resume() {
-        result<std::size_t> r = io_result(op.s_);
-        if (!r) return r.error();
+        std::size_t n;
+        if (!io_succeeded(op.s_, n)) [[unlikely]] {
+          result<std::size_t> r = io_result(op.s_);
+          if (!r) return r.error();
+          n = *r;
+        }
         if constexpr (std::is_void_v<T>) {
-          op.finish(op.s_, *r);
+          op.finish(op.s_, n);
           return {};
         } else {
-          return op.finish(op.s_, *r);
+          return op.finish(op.s_, n);
         }
       }
     };

@@ -24,9 +24,9 @@ struct io_op : wait_point {
   sched_node node;
   std::int32_t res = 0;
   std::uint32_t cqe_flags = 0;
-  /// Called on the ring owner's thread for each CQE of this op. Null: store res and flags and
-  /// schedule `node`.
-  void (*on_cqe)(io_op* op, std::int32_t res, std::uint32_t flags) noexcept = nullptr;
+  /// Called on the ring owner's thread, with that worker, for each CQE of this op. Null: store
+  /// res and flags and schedule `node`.
+  void (*on_cqe)(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept = nullptr;
   /// owner-only: links in the owner worker's list of ops in flight (from the SQE until the final
   /// CQE), which shutdown walks to cancel each op by its own user_data.
   io_op* flight_prev = nullptr;
