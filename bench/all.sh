@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole benchmark suite in one command; writes one markdown file with every table:
 #   micro (bench/run.sh), echo against the peers (bench/echo.sh), echo_client against loadgen
-#   (bench/client.sh), user-space instructions per echo round trip (bench/instructions.sh),
+#   (bench/client.sh), user-space instructions per echo round trip (bench/instructions.sh) and
+#   per micro-benchmark operation (bench/micro_instructions.sh),
 #   memory per idle connection and per sleeping task and fork-join scaling (bench/footprint),
 #   HTTP against nginx (bench/http.sh).
 # Usage: bench/all.sh [-q]   (-q: fewer rounds, for a quick look; the figures are then rougher)
@@ -33,6 +34,9 @@ ninja -C build-bench bench/footprint >/dev/null
   echo "## User-space instructions per echo round trip (bench/instructions.sh)"
   bench/instructions.sh -c 50
   bench/instructions.sh -c 500 | tail -n +3
+  echo
+  echo "## User-space instructions per micro-benchmark operation (bench/micro_instructions.sh)"
+  bench/micro_instructions.sh
   echo
   echo "## Memory (bench/footprint)"
   echo '```'

@@ -1,10 +1,11 @@
 // corio micro benchmarks: the cost of the runtime's basic operations, in ns per operation.
 //
-//   micro [--workers N] [--reps R] [--only NAME] [--no-recycling]
+//   micro [--workers N] [--reps R] [--only NAME] [--no-recycling] [--list]
 //
 // Each benchmark runs R times (after one warm-up run) inside one block_on and prints
 // "name workers=N median_ns min_ns max_ns". Pin the process with taskset for stable figures;
 // bench/run.sh does that and puts the figures beside the reference peers of ../shared/bench.
+// --list prints "name operations_per_run" for each benchmark (bench/micro_instructions.sh).
 #include <corio/channel.hpp>
 #include <corio/corio.hpp>
 #include <corio/detail/diagnostics.hpp>
@@ -162,6 +163,7 @@ int main(int argc, char** argv) {
   std::size_t workers = 1;
   int reps = 7;
   std::string only;
+  bool list = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--workers" && i + 1 < argc) {
@@ -172,8 +174,12 @@ int main(int argc, char** argv) {
       only = argv[++i];
     } else if (a == "--no-recycling") {
       corio::detail::set_frame_recycling(false);
+    } else if (a == "--list") {
+      list = true;
     } else {
-      fmt::print(stderr, "usage: micro [--workers N] [--reps R] [--only NAME] [--no-recycling]\n");
+      fmt::print(stderr,
+                 "usage: micro [--workers N] [--reps R] [--only NAME] [--no-recycling] [--list]\n"
+                 "  --list: print each benchmark's name and operations per run, run nothing\n");
       return 2;
     }
   }
@@ -191,6 +197,10 @@ int main(int argc, char** argv) {
       {"chan_stream1024", 2'000'000, [](long n) { return chan_stream(n, 1024); }},
       {"mutex_contention", 400'000, mutex_contention},
   };
+  if (list) {
+    for (auto& b : all) fmt::print("{} {}\n", b.name, b.ops);
+    return 0;
+  }
   corio::runtime rt{corio::runtime_options{.workers = workers}};
   for (auto& b : all) {
     if (!only.empty() && only != b.name) continue;
