@@ -85,7 +85,7 @@ wait_snapshot registered_wait(task_header* t) noexcept {
 }
 
 void end_wait_owner(task_header* t) noexcept {
-  if (t != nullptr) t->wait.store(nullptr, std::memory_order_release);
+  if (t != nullptr) t->clear_wait_on_owner();
 }
 
 void end_wait_foreign(task_header* t, wait_point* p) noexcept {
@@ -103,9 +103,7 @@ void end_wait_enrolled(worker* w, task_header* t, wait_point* p) noexcept {
   // nobody else clears it (the waker's claim excluded the cancel action). A wait that registered
   // nothing (not cancellable) leaves `wait` null or another's: the comparison keeps it.
   if (w != nullptr && t->wait_owner == w) {
-    if (t->wait.load(std::memory_order_relaxed) == p) {
-      t->wait.store(nullptr, std::memory_order_release);
-    }
+    if (t->wait.load(std::memory_order_relaxed) == p) t->clear_wait_on_owner();
     return;
   }
   end_wait_foreign(t, p);

@@ -77,6 +77,9 @@ class task_header : public deferred_action {
   worker* wait_owner = nullptr;
   cancel_scope* scope = nullptr;       // innermost active timeout scope
   task_header* cancel_next = nullptr;  // link in a worker's cancel inbox
+  /// The owner's clear of `wait` when the wait completes there (cancel.cpp step 4): no lock, and
+  /// release, so that a poke or a snapshot that reads null sees the wait's outcome before it.
+  void clear_wait_on_owner() noexcept { wait.store(nullptr, std::memory_order_release); }
 
   // Diagnostics (task_dump.cpp): when the registered wait began (written with `wait`), and the
   // name the task gave itself (set_task_name: owner-only, the task's own code writes it).

@@ -157,20 +157,33 @@ void worker::run() {
 }
 
 sched_node* worker::next_task() {
-  // The common case, small enough to inline into run(): nothing in the inbox or the pinned list,
-  // and no turn for the global queue; the same order as next_task_slow.
-  if (inbox_flag_.load(std::memory_order_relaxed) || global_countdown_ == 1 || !pinned_.empty())
-      [[unlikely]] {
-    return next_task_slow();
+  // Small enough to inline into run(): the rare sources (the inbox, the global queue's turn, the
+  // pinned list) are behind one test each, out of line.
+  if (inbox_flag_.load(std::memory_order_relaxed) || global_countdown_ == 1) [[unlikely]] {
+    if (sched_node* n = inbox_and_global()) return n;
+  } else {
+    --global_countdown_;
   }
-  --global_countdown_;
   if (lifo_ != nullptr) {
     if (sched_node* n = take_lifo()) return n;
   }
   lifo_runs_ = 0;
-  if (sched_node* n = queue_.pop()) [[likely]]
+  sched_node* n = pinned_.empty() ? queue_.pop() : pop_taking_turns();
+  if (n != nullptr) [[likely]]
     return n;
   return take_from_global();
+}
+
+sched_node* worker::inbox_and_global() {
+  if (inbox_flag_.load(std::memory_order_relaxed)) drain_inbox();
+  if (--global_countdown_ == 0) {
+    global_countdown_ = global_queue_interval;
+    if (sched_node* n = rt_.inject().pop()) {
+      worker_counters::bump(counters_.global_pops);
+      return n;
+    }
+  }
+  return nullptr;
 }
 
 sched_node* worker::take_lifo() {
@@ -183,31 +196,13 @@ sched_node* worker::take_lifo() {
   return nullptr;
 }
 
-sched_node* worker::next_task_slow() {
-  if (inbox_flag_.load(std::memory_order_relaxed)) drain_inbox();
-  if (--global_countdown_ == 0) [[unlikely]] {
-    global_countdown_ = global_queue_interval;
-    if (sched_node* n = rt_.inject().pop()) {
-      worker_counters::bump(counters_.global_pops);
-      return n;
-    }
+sched_node* worker::pop_taking_turns() {
+  if (++pinned_turn_ & 1) {
+    if (sched_node* n = pinned_.pop()) return n;
+    return queue_.pop();
   }
-  sched_node* n;
-  if (lifo_ != nullptr) {
-    if ((n = take_lifo()) != nullptr) return n;
-  }
-  lifo_runs_ = 0;
-  if (pinned_.empty()) [[likely]] {
-    n = queue_.pop();
-  } else if (++pinned_turn_ & 1) {  // both have work: they take turns
-    n = pinned_.pop();
-  } else {
-    n = queue_.pop();
-    if (n == nullptr) n = pinned_.pop();
-  }
-  if (n != nullptr) [[likely]]
-    return n;
-  return take_from_global();
+  if (sched_node* n = queue_.pop()) return n;
+  return pinned_.pop();
 }
 
 sched_node* worker::take_from_global() {
@@ -284,7 +279,7 @@ void worker::overflow(sched_node** items, std::uint32_t count) {
 
 void worker::notify_peer() {
   notify_pending_ = false;
-  if (rt_.worker_count() > 1 && has_shareable_work()) rt_.notify_one(this);
+  if (has_peers_ && has_shareable_work()) rt_.notify_one(this);
 }
 
 void worker::cancel_op(io_op* op) noexcept {

@@ -147,8 +147,7 @@ class worker {
   /// Called by io_op completion handlers: resume the op's coroutine unless draining.
   void complete_op(io_op* op) noexcept {
     if (draining_) return;
-    // end_wait_owner (cancel.cpp): the owner clears the wait without the cancel lock.
-    if (task_header* t = op->node.task) t->wait.store(nullptr, std::memory_order_release);
+    if (task_header* t = op->node.task) t->clear_wait_on_owner();  // end_wait_owner, inline
     schedule_local(&op->node);
   }
 
@@ -193,10 +192,14 @@ class worker {
  private:
   // Both only called from run(), in worker.cpp, and inlined there: once per resumption.
   [[gnu::always_inline]] inline sched_node* next_task();
-  [[gnu::noinline]] sched_node* next_task_slow();
+  /// next_task's rare part: drains the inbox when its flag is up, and on the global queue's turn
+  /// (every global_queue_interval calls) returns its first task, if any.
+  [[gnu::noinline]] sched_node* inbox_and_global();
   /// The LIFO slot's task, if it may run now (max_lifo_runs); else it goes to the back of the
   /// queue.
   sched_node* take_lifo();
+  /// The pinned list and the run queue when the pinned list has tasks: they take turns.
+  [[gnu::noinline]] sched_node* pop_taking_turns();
   [[gnu::noinline]] sched_node* take_from_global();
   [[gnu::always_inline]] inline void run_task(sched_node* n);
   void run_deferred();

@@ -46,6 +46,36 @@ TEST_SUITE("yield") {
     CHECK(trace == "abcabcabc");
   }
 
+  TEST_CASE("a pinned task and a stealable task that both yield take turns on one worker") {
+    // The pinned list and the run queue alternate while both hold tasks: neither starves the
+    // other (served queue first, the yielding stealable task would run 100 times in a row).
+    std::string trace = corio::run(
+        []() -> task<std::string> {
+          std::string t;
+          auto yielder = [](std::string& t, char c) -> task<> {
+            for (int i = 0; i < 100; ++i) {
+              t += c;
+              co_await corio::yield_now();
+            }
+          };
+          auto pinned = corio::spawn_local(yielder(t, 'p'));
+          auto stealable = corio::spawn(yielder(t, 's'));
+          co_await pinned;
+          co_await stealable;
+          co_return t;
+        }(),
+        {.workers = 1});
+    CHECK(std::count(trace.begin(), trace.end(), 'p') == 100);
+    CHECK(std::count(trace.begin(), trace.end(), 's') == 100);
+    std::size_t longest = 0;
+    for (std::size_t i = 0, run = 0; i < trace.size(); ++i) {
+      run = i > 0 && trace[i] == trace[i - 1] ? run + 1 : 1;
+      longest = std::max(longest, run);
+    }
+    CAPTURE(trace);
+    CHECK(longest <= 2);
+  }
+
   TEST_CASE("yield_now outside a runtime worker throws std::logic_error") {
     // Drive the coroutine by hand on a plain thread: the awaiter must refuse, not crash.
     auto t = []() -> task<bool> {
