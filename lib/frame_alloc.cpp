@@ -1,17 +1,24 @@
 // Per-thread recycling of coroutine frames and task headers.
 //
-// Each thread keeps, per 16-byte size class up to 1 KiB, a short free list (at most 64 blocks) of
-// blocks it freed; an allocation of that class takes the most recently freed block. A block freed
-// on another thread than its allocator's goes to the freeing thread's list.
+// Each thread keeps, per size class up to 4 KiB (16-byte steps up to 1 KiB, 64-byte steps above),
+// a short free list of blocks it freed: at most 64 blocks, and at most about 64 KiB in the classes
+// above 1 KiB. An allocation of that class takes the most recently freed block. A block freed on
+// another thread than its allocator's goes to the freeing thread's list.
+//
+// Frames above 1 KiB are common: every io awaiter carries its deadline timer and arguments (about
+// 300 bytes), and GCC gives each co_await's temporaries slots of their own, so a coroutine with a
+// few timed reads or writes in different branches passes 1 KiB. Sending those to malloc cost an
+// HTTP request about 400 instructions (a malloc and a free per read).
 //
 // With a producer and a consumer thread (a worker spawning tasks that another worker finishes:
 // fork-join with work stealing) the consumer's lists fill up and the producer's run dry. A full
-// list therefore hands its older half, a batch of 32 blocks, to the class's transfer stack, and an
-// empty list takes a batch from there before it asks operator new: blocks flow back from the
-// consumer to the producer at the cost of one short lock per 32 blocks, instead of a malloc and a
-// cross-thread free (which locks the allocating thread's arena) per block. A transfer stack holds
-// at most 512 KiB of blocks; a batch beyond that goes back to operator delete. So the cache never
-// holds more than classes * 64 blocks per thread plus 512 KiB per class.
+// list therefore hands its older half, a batch (32 blocks up to 1 KiB), to the class's transfer
+// stack, and an empty list takes a batch from there before it asks operator new: blocks flow back
+// from the consumer to the producer at the cost of one short lock per batch, instead of a malloc
+// and a cross-thread free (which locks the allocating thread's arena) per block. A transfer stack
+// holds at most 512 KiB of blocks; a batch beyond that goes back to operator delete. So the cache
+// never holds more than about 3.4 MiB per thread (64 blocks of each class up to 1 KiB, 64 KiB of
+// each above) plus 512 KiB per class.
 //
 // Accounting for the test invariant "no live coroutine frame": each thread counts its allocations
 // and frees in two counters only it writes (relaxed atomics, so other threads may read them). The
@@ -28,19 +35,48 @@
 namespace corio::detail {
 namespace {
 
-// Class c holds blocks of c * 16 + 8 bytes: glibc malloc hands out chunks in steps of 16 bytes
-// with an 8-byte header, so a block of that size fills its chunk exactly and rounding a request
-// up to its class never costs a larger chunk (a 200-byte frame stays in a 208-byte chunk).
+// Class c holds blocks of c * 16 + 8 bytes up to 1,032 (class 64), then 64 bytes more per class:
+// glibc malloc hands out chunks in steps of 16 bytes with an 8-byte header, so a block of that
+// size fills its chunk exactly and rounding a request up to its class never costs a larger chunk
+// (a 200-byte frame stays in a 208-byte chunk).
 constexpr std::size_t granule = 16;
-constexpr std::size_t max_cached_size = 1024;
-constexpr std::size_t class_count = (max_cached_size + 7) / granule + 1;
+constexpr std::size_t large_granule = 64;
+constexpr std::size_t small_classes = 65;  // classes 0..64: blocks of 8..1,032 bytes
+constexpr std::size_t small_limit = (small_classes - 1) * granule + 8;
+constexpr std::size_t max_cached_size = 4096;
+constexpr std::size_t class_count =
+    small_classes + (max_cached_size - small_limit + large_granule - 1) / large_granule;
 constexpr std::uint32_t max_per_class = 64;
+// The classes above 1 KiB keep at most about this many bytes in a thread's list.
+constexpr std::size_t max_large_list_bytes = 64 * 1024;
+
+constexpr std::size_t class_of(std::size_t size) noexcept {
+  return size <= small_limit
+             ? (size + 7) / granule
+             : small_classes - 1 + (size - small_limit + large_granule - 1) / large_granule;
+}
+constexpr std::size_t class_block_size(std::size_t c) noexcept {
+  return c < small_classes ? c * granule + 8
+                           : small_limit + (c - (small_classes - 1)) * large_granule;
+}
+// How many blocks class c's thread list holds at most: 64, or an even count of about 64 KiB
+// above 1 KiB (14 at 4 KiB). Half of it is the class's batch.
+constexpr std::uint32_t class_cap(std::size_t c) noexcept {
+  if (c < small_classes) return max_per_class;
+  return static_cast<std::uint32_t>(max_large_list_bytes / class_block_size(c)) & ~1u;
+}
+constexpr std::uint32_t class_batch(std::size_t c) noexcept {
+  return class_cap(c) / 2;
+}
+static_assert(class_block_size(class_of(max_cached_size)) >= max_cached_size);
+static_assert(class_of(max_cached_size) == class_count - 1);
+static_assert(class_of(small_limit) == small_classes - 1 &&
+              class_of(small_limit + 1) == small_classes);
+static_assert(class_cap(class_count - 1) == 14);
 
 struct free_block {
   free_block* next;
 };
-
-constexpr std::uint32_t batch_size = max_per_class / 2;
 
 // The bytes of blocks a class's transfer stack may hold; a batch beyond that goes back to
 // operator delete.
@@ -57,8 +93,8 @@ void set_next_batch(free_block* b, free_block* n) noexcept {
   std::memcpy(reinterpret_cast<char*>(b) + sizeof(free_block), &n, sizeof n);
 }
 
-// One class's transfer stack: batches of exactly batch_size blocks, each a null-terminated list.
-// Guarded by `lock`, held for a few instructions (a push or a pop) by one thread per batch_size
+// One class's transfer stack: batches of exactly class_batch(c) blocks, each a null-terminated
+// list. Guarded by `lock`, held for a few instructions (a push or a pop) by one thread per batch
 // frees or allocations. The fork handlers hold every one across fork() so that the child gets
 // consistent stacks and unlocked locks.
 struct alignas(64) transfer_stack {
@@ -132,13 +168,6 @@ void ensure_registered(thread_cache& tc) {
   registry_head = &tc;
 }
 
-std::size_t class_of(std::size_t size) noexcept {
-  return (size + 7) / granule;
-}
-std::size_t class_block_size(std::size_t c) noexcept {
-  return c * granule + 8;
-}
-
 // A batch from class c's transfer stack for an empty thread list; null if there is none.
 [[gnu::noinline]] free_block* take_batch(std::size_t c) noexcept {
   transfer_stack& t = transfer[c];
@@ -155,17 +184,18 @@ std::size_t class_block_size(std::size_t c) noexcept {
   return b;
 }
 
-// A full thread list (max_per_class blocks) keeps its newest half, which is warm in this thread's
+// A full thread list (class_cap(c) blocks) keeps its newest half, which is warm in this thread's
 // cache, and hands the older half to the transfer stack (or to operator delete if it is full).
 [[gnu::noinline]] void give_batch(thread_cache& tc, std::size_t c) noexcept {
+  const std::uint32_t keep = class_cap(c) - class_batch(c);
   free_block* last_kept = tc.lists[c];
-  for (std::uint32_t i = 1; i < max_per_class - batch_size; ++i) last_kept = last_kept->next;
+  for (std::uint32_t i = 1; i < keep; ++i) last_kept = last_kept->next;
   free_block* batch = last_kept->next;
   last_kept->next = nullptr;
-  tc.counts[c] = max_per_class - batch_size;
+  tc.counts[c] = keep;
   if (c > 0) {  // class 0's 8-byte blocks have no room for set_next_batch's link
     transfer_stack& t = transfer[c];
-    const std::size_t max_batches = max_transfer_bytes / (batch_size * class_block_size(c));
+    const std::size_t max_batches = max_transfer_bytes / (class_batch(c) * class_block_size(c));
     std::lock_guard g(t.lock);
     std::uint32_t n = t.count.load(std::memory_order_relaxed);
     if (n < max_batches) {
@@ -214,7 +244,7 @@ void* frame_alloc(std::size_t size) {
     }
     if (free_block* b = take_batch(c)) {
       tc.lists[c] = b->next;
-      tc.counts[c] = batch_size - 1;
+      tc.counts[c] = class_batch(c) - 1;
       return b;
     }
   }
@@ -237,7 +267,7 @@ void frame_free(void* block, std::size_t size) noexcept {
   bump(tc.freed);
   if (size <= max_cached_size && size > 0 && recycling.load(std::memory_order_relaxed)) {
     std::size_t c = class_of(size);
-    if (tc.counts[c] == max_per_class) [[unlikely]] {
+    if (tc.counts[c] == class_cap(c)) [[unlikely]] {
       give_batch(tc, c);
     }
     auto* b = static_cast<free_block*>(block);
