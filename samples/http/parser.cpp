@@ -22,7 +22,9 @@
 #include <http_parser.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <utility>
 
@@ -67,36 +69,53 @@ struct parser::impl {
     line_ends = 0;
   }
 
-  // Runs before http-parser sees `data`: until the head is complete, it uses every byte.
+  // Runs before http-parser sees `data`, until the line is complete: copies it up to its LF.
   void capture_line(std::string_view data) {
-    for (char c : data) {
-      if (line.empty() && (c == '\r' || c == '\n')) continue;
-      line += c;
-      if (c == '\n') {
-        line_complete = true;
-        return;
-      }
+    if (line.empty()) {
+      std::size_t start = data.find_first_not_of("\r\n");
+      if (start == std::string_view::npos) return;
+      data.remove_prefix(start);
     }
+    std::size_t lf = data.find('\n');
+    if (lf == std::string_view::npos) {
+      line.append(data);
+      return;
+    }
+    line.append(data.substr(0, lf + 1));
+    line_complete = true;
   }
 
   // Runs before http-parser sees `data`, up to the blank line that ends the head: false if a CR
   // is followed by anything but LF. The state carries over between pieces, so the verdict does
   // not depend on how the bytes were split.
   bool scan_head(std::string_view data) noexcept {
-    for (char c : data) {
-      if (head_scanned) return true;
+    const char* p = data.data();
+    const char* const end = p + data.size();
+    while (p != end && !head_scanned) {
       if (cr_pending) {
-        if (c != '\n') return false;
+        if (*p != '\n') return false;
         cr_pending = false;
       }
-      if (c == '\r') {
-        cr_pending = true;
-      } else if (c == '\n') {
-        if (head_text && ++line_ends == 2) head_scanned = true;
-      } else {
+      // The bytes of a line up to its end (the first CR or LF), found with two memchr calls
+      // instead of a test per byte.
+      const char* text = p;
+      const auto left = static_cast<std::size_t>(end - p);
+      const void* cr = std::memchr(p, '\r', left);
+      const std::size_t to_cr =
+          cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - p) : left;
+      const void* lf = std::memchr(p, '\n', to_cr);
+      p = lf ? static_cast<const char*>(lf) : p + to_cr;
+      if (p != text) {
         head_text = true;
         line_ends = 0;
+        if (p == end) break;
       }
+      if (*p == '\r') {
+        cr_pending = true;
+      } else if (head_text && ++line_ends == 2) {
+        head_scanned = true;
+      }
+      ++p;
     }
     return true;
   }
@@ -117,13 +136,18 @@ struct parser::impl {
   }
 
   // RFC 9110 tchar; Debian's non-strict http-parser also lets spaces into header names.
+  static constexpr std::array<bool, 256> tchar = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+  }();
   static bool is_token(std::string_view name) noexcept {
     if (name.empty()) return false;
-    for (char c : name) {
-      bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-      if (!alnum && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos)
-        return false;
-    }
+    for (char c : name)
+      if (!tchar[static_cast<unsigned char>(c)]) return false;
     return true;
   }
 

@@ -2,6 +2,8 @@
 
 #include "text.hpp"
 
+#include <utility>
+
 namespace http {
 
 std::string_view request::get(std::string_view name) const {
@@ -25,7 +27,7 @@ bool request::has_token(std::string_view name, std::string_view token) const {
 }
 
 void request::clear() noexcept {
-  method.clear();
+  method = {};
   target.clear();
   version_major = 1;
   version_minor = 1;
@@ -33,6 +35,17 @@ void request::clear() noexcept {
   body.clear();
   keep_alive = true;
   upgrade = false;
+}
+
+void swap(request& a, request& b) noexcept {
+  std::swap(a.method, b.method);
+  a.target.swap(b.target);
+  std::swap(a.version_major, b.version_major);
+  std::swap(a.version_minor, b.version_minor);
+  a.headers.swap(b.headers);
+  a.body.swap(b.body);
+  std::swap(a.keep_alive, b.keep_alive);
+  std::swap(a.upgrade, b.upgrade);
 }
 
 int status_code(status s) noexcept {

@@ -31,8 +31,8 @@ struct header {
 };
 
 struct request {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // the request target as sent ("/echo?x=1")
+  std::string_view method;  // "GET", "POST", ...: http-parser's name for it, a static string
+  std::string target;       // the request target as sent ("/echo?x=1")
   unsigned version_major = 1;
   unsigned version_minor = 1;
   std::vector<header> headers;  // in arrival order, names as sent
@@ -47,6 +47,8 @@ struct request {
   bool has_token(std::string_view name, std::string_view token) const;
   /// Empties every field but keeps the capacity of the strings and of the header vector.
   void clear() noexcept;
+  /// Field by field (std::swap's three moves would copy every short string twice more).
+  friend void swap(request& a, request& b) noexcept;
 };
 
 /// What a server accepts. A request beyond these gets the status below and a closed connection.
@@ -160,8 +162,6 @@ class request_reader {
   static constexpr std::size_t buffer_size = 16 * 1024;
 
   corio::task<> send_continue();
-  // Reads once into an empty buffer; the byte count, 0 at EOF. Throws what the read throws.
-  corio::task<std::size_t> read_some(std::chrono::milliseconds left);
   std::span<const std::byte> bytes() const noexcept {
     return pooled_ ? std::span<const std::byte>(in_.bytes()) : std::span<const std::byte>(buf_);
   }
@@ -216,7 +216,17 @@ corio::task<status> request_reader<Stream>::next(request& out) {
     std::size_t n = 0;
     bool timed_out = false;
     try {
-      n = co_await read_some(left);
+      // Read here, not in a coroutine of its own: one frame and one resumption less per request.
+      if constexpr (can_pool) {
+        if (pooled_) {
+          in_ = co_await corio::timeout(left, s_.read_some_pooled());
+          n = in_.size();
+        } else {
+          n = co_await corio::timeout(left, s_.read(std::span(buf_)));
+        }
+      } else {
+        n = co_await corio::timeout(left, s_.read(std::span(buf_)));
+      }
     } catch (const corio::timed_out&) {
       timed_out = true;
     }
@@ -233,19 +243,7 @@ corio::task<status> request_reader<Stream>::next(request& out) {
   }
 }
 
-template <class Stream>
-corio::task<std::size_t> request_reader<Stream>::read_some(std::chrono::milliseconds left) {
-  if constexpr (can_pool) {
-    if (pooled_) {
-      in_ = co_await corio::timeout(left, s_.read_some_pooled());
-      co_return in_.size();
-    }
-  }
-  co_return co_await corio::timeout(left, s_.read(std::span(buf_)));
-}
-
-// Out of next() so that next()'s coroutine frame stays small (corio recycles frames up to 1 KiB;
-// next() runs once per request).
+// Out of next(), whose frame every waiting connection holds.
 template <class Stream>
 corio::task<> request_reader<Stream>::send_continue() {
   static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";

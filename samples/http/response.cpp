@@ -3,6 +3,7 @@
 #include "request.hpp"
 
 #include <charconv>
+#include <cstring>
 #include <ctime>
 
 namespace http {
@@ -26,39 +27,59 @@ std::string_view http_date() noexcept {
 
 namespace {
 
-void append_number(std::string& out, std::uint64_t n) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(digits, end);
-}
+// Writes pieces into space reserved at the end of a string: a head is built with one growth of
+// the string instead of a capacity check and a copy call per piece.
+class writer {
+ public:
+  explicit writer(char* at) noexcept : p_(at) {}
+  writer& operator<<(std::string_view s) noexcept {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+    return *this;
+  }
+  char* end() const noexcept { return p_; }
+
+ private:
+  char* p_;
+};
+
+constexpr std::string_view crlf = "\r\n";
 
 }  // namespace
 
 void append_head(std::string& out, const response_head& h) {
-  out += "HTTP/1.1 ";
-  append_number(out, static_cast<std::uint64_t>(h.code));
-  out += ' ';
-  out += reason_phrase(h.code);
-  out += "\r\nServer: corio\r\nDate: ";
-  out += http_date();
-  out += "\r\n";
-  if (!h.content_type.empty()) {
-    out += "Content-Type: ";
-    out += h.content_type;
-    out += "\r\n";
-  }
-  if (h.content_length) {
-    out += "Content-Length: ";
-    append_number(out, *h.content_length);
-    out += "\r\n";
-  }
-  if (!h.keep_alive) {
-    out += "Connection: close\r\n";
-  } else if (h.http10) {
-    out += "Connection: keep-alive\r\n";
-  }
-  out += h.extra;
-  out += "\r\n";
+  // A status code has three digits (RFC 9110 15); a head built with any other number says 500.
+  const int status = h.code >= 100 && h.code <= 999 ? h.code : 500;
+  const char code[3] = {static_cast<char>('0' + status / 100),
+                        static_cast<char>('0' + status / 10 % 10),
+                        static_cast<char>('0' + status % 10)};
+  char length[24];
+  std::size_t length_size = 0;
+  if (h.content_length)
+    length_size = static_cast<std::size_t>(
+        std::to_chars(length, length + sizeof length, *h.content_length).ptr - length);
+  const std::string_view status_line = "HTTP/1.1 ";
+  const std::string_view server_date = "\r\nServer: corio\r\nDate: ";
+  const std::string_view type_field = "Content-Type: ";
+  const std::string_view length_field = "Content-Length: ";
+  const std::string_view close = "Connection: close\r\n";
+  const std::string_view keep = "Connection: keep-alive\r\n";
+  const std::string_view reason = reason_phrase(status);
+  const std::string_view date = http_date();
+  const std::string_view connection = !h.keep_alive ? close : h.http10 ? keep : std::string_view();
+
+  std::size_t size = status_line.size() + 4 + reason.size() + server_date.size() + date.size() +
+                     crlf.size() + connection.size() + h.extra.size() + crlf.size();
+  if (!h.content_type.empty()) size += type_field.size() + h.content_type.size() + crlf.size();
+  if (h.content_length) size += length_field.size() + length_size + crlf.size();
+
+  const std::size_t at = out.size();
+  out.resize(at + size);
+  writer w(out.data() + at);
+  w << status_line << std::string_view(code, 3) << " " << reason << server_date << date << crlf;
+  if (!h.content_type.empty()) w << type_field << h.content_type << crlf;
+  if (h.content_length) w << length_field << std::string_view(length, length_size) << crlf;
+  w << connection << h.extra << crlf;
 }
 
 response_head head_for(const request& req, int code, std::string_view content_type,

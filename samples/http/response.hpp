@@ -14,8 +14,8 @@ struct request;
 /// The head of a response. Every head carries `Server: corio` and a `Date` (formatted at most
 /// once a second per thread).
 struct response_head {
-  int code = 200;
-  std::string_view content_type;                // no Content-Type header when empty
+  int code = 200;                 // 100-999 (a head with any other number is sent as 500)
+  std::string_view content_type;  // no Content-Type header when empty
   std::optional<std::uint64_t> content_length;  // no Content-Length header when empty
   bool keep_alive = true;                       // false: "Connection: close"
   bool http10 = false;     // with keep_alive: "Connection: keep-alive" (HTTP/1.0 needs it)
