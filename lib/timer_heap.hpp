@@ -1,4 +1,5 @@
-// timer_heap: a worker's sleeping tasks, ordered by deadline. Owner-only.
+// timer_heap: a worker's near timers, ordered by deadline (timer_queue.hpp puts far ones in the
+// wheel first). Owner-only.
 //
 // A 4-ary min-heap of (deadline, node) pairs; the nodes live in the sleeping frames, and each
 // knows its index, so removal is O(log n). The deadline is kept beside the pointer so that a sift
@@ -15,6 +16,7 @@
 
 #include <corio/time.hpp>
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +35,18 @@ class timer_heap {
 
   void insert(timer_node* t) {
     heap_.push_back({t->deadline_ns, t});  // may throw; nothing changed then
+    sift_up(heap_.size() - 1, heap_.back());
+  }
+
+  /// Room for `n` entries, growing by doubling (so that reserving one more each time stays
+  /// amortized O(1)). May throw; nothing changed then.
+  void reserve(std::size_t n) {
+    if (n > heap_.capacity()) heap_.reserve(std::max(n, 2 * heap_.capacity()));
+  }
+  /// insert() where reserve() made room: cannot throw.
+  void insert_reserved(timer_node* t) noexcept {
+    assert(heap_.size() < heap_.capacity());
+    heap_.push_back({t->deadline_ns, t});
     sift_up(heap_.size() - 1, heap_.back());
   }
 
@@ -63,9 +77,12 @@ class timer_heap {
     std::vector<entry> dropped;
     dropped.swap(heap_);
     for (const entry& e : dropped) e.node->heap_index = timer_node::not_queued;
-    for (const entry& e : dropped) {
-      if (e.node->hooks != nullptr && e.node->hooks->drop != nullptr) e.node->hooks->drop(e.node);
-    }
+    for (const entry& e : dropped) drop(e.node);
+  }
+
+  /// Runs a cleared node's drop hook, if it has one.
+  static void drop(timer_node* t) noexcept {
+    if (t->hooks != nullptr && t->hooks->drop != nullptr) t->hooks->drop(t);
   }
 
  private:

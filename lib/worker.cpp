@@ -312,13 +312,6 @@ void worker::reserve_sqes(unsigned n) {
   }
 }
 
-bool worker::disarm_timer(timer_node* t) noexcept {
-  if (t->heap_index == timer_node::not_queued) return false;
-  timers_.remove(t);
-  note_timers();
-  return true;
-}
-
 io_uring_sqe* worker::get_sqe_after_submit() {
   for (;;) {
     // SQ full: hand everything to the kernel. With IORING_FEAT_NODROP the kernel only refuses
@@ -330,12 +323,6 @@ io_uring_sqe* worker::get_sqe_after_submit() {
     }
     if (io_uring_sqe* sqe = ring_->try_get_sqe()) return sqe;
   }
-}
-
-void worker::arm_timer(timer_node* t) {
-  t->owner = this;
-  timers_.insert(t);
-  note_timers();
 }
 
 void worker::note_poll_gap(std::int64_t now) noexcept {
@@ -423,6 +410,7 @@ unsigned worker::fire_timers(std::int64_t now) {
   // `now` is the poll's clock read: a timer that expires while the poll reaps fires at the next
   // one (a park computes its timeout from a fresh read, so none is left waiting).
   unsigned n = 0;
+  timers_.advance(now);
   while (timer_node* t = timers_.pop_expired(now)) {
     if (t->hooks != nullptr) {
       t->hooks->fire(t, *this);

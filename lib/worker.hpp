@@ -6,7 +6,7 @@
 #include "ring.hpp"
 #include "run_queue.hpp"
 #include "task_header.hpp"
-#include "timer_heap.hpp"
+#include "timer_queue.hpp"
 #include "tsan.hpp"
 
 #include <corio/detail/io_op.hpp>
@@ -134,10 +134,20 @@ class worker {
   void reserve_sqes(unsigned n);
   /// Ops (and internal SQEs) that will still produce a final CQE.
   std::uint64_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
-  /// Arms `t`: its owner becomes this worker, which fires it at or after its deadline.
-  void arm_timer(timer_node* t);
-  /// Takes `t` out of this worker's heap if it is still armed; returns whether it was.
-  bool disarm_timer(timer_node* t) noexcept;
+  /// Arms `t`: its owner becomes this worker, which fires it at or after its deadline. May
+  /// throw (allocation); `t` is not armed then.
+  void arm_timer(timer_node* t) {
+    t->owner = this;
+    timers_.insert(t, clock_hint_ns_);
+    note_timers();
+  }
+  /// Takes `t` out of this worker's timers if it is still armed; returns whether it was.
+  bool disarm_timer(timer_node* t) noexcept {
+    if (t->heap_index == timer_node::not_queued) return false;
+    timers_.remove(t);
+    note_timers();
+    return true;
+  }
   /// Submits IORING_OP_ASYNC_CANCEL for `op`, which must be in flight on this worker's ring.
   void cancel_op(io_op* op) noexcept;
   /// This session's read pool (buffer_pool.hpp), created at the first call: with the runtime's
@@ -276,7 +286,7 @@ class worker {
   }
   node_fifo deferred_yields_;
   action_fifo deferred_;
-  timer_heap timers_;
+  timer_queue timers_;
   // Every io_op with an SQE or CQE outstanding on this ring, newest first (io_op::flight_prev,
   // flight_next): shutdown cancels them one by one. One IORING_ASYNC_CANCEL_ANY would do the same
   // in one SQE, but the kernel restarts its search of the poll table after every match, which

@@ -32,7 +32,8 @@ struct timer_hooks {
 struct timer_node : wait_point {
   static constexpr std::uint32_t not_queued = std::numeric_limits<std::uint32_t>::max();
   // First, so that it fills the tail padding of wait_point (the layout is checked in
-  // timer_heap.hpp: a sleep_op stays 72 bytes of its task's frame).
+  // timer_heap.hpp: a sleep_op stays 72 bytes of its task's frame). Where the node is queued:
+  // not_queued, its index in the heap, or its position in a wheel slot (lib/timer_queue.hpp).
   std::uint32_t heap_index = not_queued;
   sched_node node;
   std::int64_t deadline_ns = 0;  // steady_clock, nanoseconds since its epoch
