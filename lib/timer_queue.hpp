@@ -34,13 +34,15 @@ class timer_queue {
   /// `now` is any past clock reading (the worker's last poll): it lets an empty wheel move on.
   /// May throw (allocation); nothing changed then.
   void insert(timer_node* t, std::int64_t now) {
-    wheel_.catch_up(now);
-    if (!wheel_.takes(t->deadline_ns)) {
-      heap_.insert(t);
-      return;
-    }
+    // Room for every node either side: a heap insertion must not use up the room that the
+    // wheel's nodes will need when they move over.
     heap_.reserve(heap_.size() + wheel_.size() + 1);
-    wheel_.insert(t);
+    wheel_.catch_up(now);
+    if (wheel_.takes(t->deadline_ns)) {
+      wheel_.insert(t);
+    } else {
+      heap_.insert(t);
+    }
   }
 
   void remove(timer_node* t) noexcept {

@@ -33,7 +33,7 @@ class writer {
  public:
   explicit writer(char* at) noexcept : p_(at) {}
   writer& operator<<(std::string_view s) noexcept {
-    std::memcpy(p_, s.data(), s.size());
+    if (!s.empty()) std::memcpy(p_, s.data(), s.size());  // an empty view's data may be null
     p_ += s.size();
     return *this;
   }
