@@ -116,7 +116,8 @@ struct thread_cache {
   thread_cache* prev = nullptr;       // registry links, guarded by registry_mutex
   thread_cache* next = nullptr;
   bool registered = false;
-  bool dead = false;  // the thread is exiting: no more caching, count into retired_live directly
+  bool dead = false;   // the thread is exiting: no more caching, count into retired_live directly
+  bool ready = false;  // registered and not dead: what the fast paths test
 };
 
 constinit std::mutex registry_mutex;
@@ -154,6 +155,7 @@ struct cache_guard {
       tc.counts[c] = 0;
     }
     tc.dead = true;
+    tc.ready = false;
   }
 };
 thread_local cache_guard guard;
@@ -161,6 +163,7 @@ thread_local cache_guard guard;
 void ensure_registered(thread_cache& tc) {
   if (tc.registered) return;
   tc.registered = true;
+  tc.ready = !tc.dead;
   (void)&guard;  // odr-use: constructs the guard, whose destructor runs at thread exit
   std::lock_guard lock(registry_mutex);
   tc.next = registry_head;
@@ -222,8 +225,11 @@ void frame_transfer_unlock_all() noexcept {
   for (transfer_stack& t : transfer) t.lock.unlock();
 }
 
-void* frame_alloc(std::size_t size) {
-  thread_cache& tc = cache;
+namespace {
+
+// Everything but the fast path below: the first allocation of a thread, an exiting thread,
+// recycling off, a class above 1 KiB, an empty list.
+[[gnu::noinline]] void* frame_alloc_slow(thread_cache& tc, std::size_t size) {
   // A cacheable request always gets its whole class size -- recycling or not, on a live thread or
   // an exiting one -- so that any block of a class may serve any request of it later, whichever
   // thread frees it and whichever way.
@@ -252,12 +258,32 @@ void* frame_alloc(std::size_t size) {
   return ::operator new(block_size);
 }
 
+}  // namespace
+
+// The fast paths test one flag of the thread (ready), the recycling switch and the size, then
+// take or give a block of a 16-byte class; anything else goes through the slow paths, which do
+// the same for those classes when they can.
+void* frame_alloc(std::size_t size) {
+  thread_cache& tc = cache;
+  if (size - 1 < small_limit && tc.ready && recycling.load(std::memory_order_relaxed)) [[likely]] {
+    const std::size_t c = (size + 7) / granule;
+    if (free_block* b = tc.lists[c]) [[likely]] {
+      tc.lists[c] = b->next;
+      --tc.counts[c];
+      bump(tc.allocated);
+      return b;
+    }
+  }
+  return frame_alloc_slow(tc, size);
+}
+
 std::int64_t frame_heap_allocations() noexcept {
   return cache.heap_allocations;
 }
 
-void frame_free(void* block, std::size_t size) noexcept {
-  thread_cache& tc = cache;
+namespace {
+
+[[gnu::noinline]] void frame_free_slow(thread_cache& tc, void* block, std::size_t size) noexcept {
   if (tc.dead) [[unlikely]] {
     retired_live.fetch_sub(1, std::memory_order_relaxed);
     ::operator delete(block);
@@ -277,6 +303,24 @@ void frame_free(void* block, std::size_t size) noexcept {
     return;
   }
   ::operator delete(block);
+}
+
+}  // namespace
+
+void frame_free(void* block, std::size_t size) noexcept {
+  thread_cache& tc = cache;
+  if (size - 1 < small_limit && tc.ready && recycling.load(std::memory_order_relaxed)) [[likely]] {
+    const std::size_t c = (size + 7) / granule;
+    if (tc.counts[c] != max_per_class) [[likely]] {
+      auto* b = static_cast<free_block*>(block);
+      b->next = tc.lists[c];
+      tc.lists[c] = b;
+      ++tc.counts[c];
+      bump(tc.freed);
+      return;
+    }
+  }
+  frame_free_slow(tc, block, size);
 }
 
 std::int64_t live_frames() noexcept {

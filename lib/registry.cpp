@@ -9,7 +9,7 @@ registry::registry(std::size_t shards)
 
 void registry::add(task_header* t, std::size_t index) {
   shard& s = shards_[index % shard_count_];
-  std::lock_guard lock(s.mutex);
+  std::lock_guard guard(s.lock);
   t->reg_shard = static_cast<std::uint32_t>(index % shard_count_);
   t->reg_prev = nullptr;
   t->reg_next = s.head;
@@ -21,7 +21,7 @@ void registry::add(task_header* t, std::size_t index) {
 
 void registry::remove(task_header* t) noexcept {
   shard& s = shards_[t->reg_shard];
-  std::lock_guard lock(s.mutex);
+  std::lock_guard guard(s.lock);
   if (!t->registered) return;
   if (t->reg_prev) {
     t->reg_prev->reg_next = t->reg_next;
@@ -37,7 +37,7 @@ void registry::remove(task_header* t) noexcept {
 std::vector<task_header*> registry::snapshot() const {
   std::vector<task_header*> all;
   for (std::size_t i = 0; i < shard_count_; ++i) {
-    std::lock_guard lock(shards_[i].mutex);
+    std::lock_guard guard(shards_[i].lock);
     for (task_header* t = shards_[i].head; t; t = t->reg_next) all.push_back(t);
   }
   std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->id > b->id; });
@@ -47,7 +47,7 @@ std::vector<task_header*> registry::snapshot() const {
 std::size_t registry::size() const noexcept {
   std::size_t n = 0;
   for (std::size_t i = 0; i < shard_count_; ++i) {
-    std::lock_guard lock(shards_[i].mutex);
+    std::lock_guard guard(shards_[i].lock);
     n += shards_[i].count;
   }
   return n;

@@ -34,13 +34,14 @@ class timer_queue {
   /// `now` is any past clock reading (the worker's last poll): it lets an empty wheel move on.
   /// May throw (allocation); nothing changed then.
   void insert(timer_node* t, std::int64_t now) {
-    // Room for every node either side: a heap insertion must not use up the room that the
-    // wheel's nodes will need when they move over.
-    heap_.reserve(heap_.size() + wheel_.size() + 1);
+    // Room for every node either side while the wheel holds any: a heap insertion must not use
+    // up the room that the wheel's nodes will need when they move over.
     wheel_.catch_up(now);
     if (wheel_.takes(t->deadline_ns)) {
+      heap_.reserve(heap_.size() + wheel_.size() + 1);
       wheel_.insert(t);
     } else {
+      if (!wheel_.empty()) heap_.reserve(heap_.size() + wheel_.size() + 1);
       heap_.insert(t);
     }
   }
