@@ -7,8 +7,9 @@
 #   corio-2w     samples/http_server --workers 2, on CPUs 0-1 (wrk shares CPU 1 with it)
 #   corio-tls-1w samples/https_server --workers 1, on CPU 0 (wrk over TLS; a throw-away cert)
 # wrk runs with one thread on CPU 1. Prints requests/s median [min-max] per server and the
-# server's CPU time per request (robust when wrk saturates its core), and the medians of the
-# per-round ratios for the pairs that matter (corio/nginx, https/http).
+# server's CPU time per request (robust when wrk saturates its core), wrk's own CPU share (near
+# 100%: the client, not the server, set the pace, and req/s ratios say little), and the medians
+# of the per-round ratios for the pairs that matter (corio/nginx, https/http).
 # Usage: bench/http.sh [-r rounds] [-t secs] [-c conns] [-o out.md]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,7 @@ session_ticks() {
 }
 
 raw=$work/raw.tsv
+TIMEFORMAT='%R %U %S'  # bash's `time`: wall, user and system seconds
 port=${PORT_BASE:-18100}
 for ((r = 1; r <= rounds; r++)); do
   for s in "${servers[@]}"; do
@@ -65,8 +67,10 @@ for ((r = 1; r <= rounds; r++)); do
     pid=$!
     for _ in $(seq 100); do curl -sk -o /dev/null "$url" && break; sleep 0.05; done
     t0=$(session_ticks "$pid")
-    res=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "$url" 2>&1)
+    # bash's `time` of the client: its CPU share says whether wrk, not the server, set the pace.
+    res=$({ time taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "$url" 2>&1; } 2>"$work/time")
     t1=$(session_ticks "$pid")
+    client=$(awk '{printf "%.0f", ($1 > 0 ? ($2 + $3) * 100 / $1 : 0)}' "$work/time")
     kill -- -"$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     pid=""
@@ -76,7 +80,8 @@ for ((r = 1; r <= rounds; r++)); do
     # Server CPU per request (user + system, every process of the server's session), in us.
     cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${reqs:-0}" \
       'BEGIN { printf "%.3f", (n > 0 ? t * 1e6 / hz / n : 0) }')
-    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$name" "${rps:-0}" "$errors" "$cpu" | tee -a "$raw" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$name" "${rps:-0}" "$errors" "$cpu" "$client" |
+      tee -a "$raw" >&2
   done
 done
 
@@ -86,13 +91,15 @@ rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines() if l]
 names = list(dict.fromkeys(r[1] for r in rows))
 rps = {n: {int(r[0]): float(r[2]) for r in rows if r[1] == n} for n in names}
 cpu = {n: {int(r[0]): float(r[4]) for r in rows if r[1] == n} for n in names}
-print("| server | req/s median [min-max] | server CPU us/req median | rounds with errors |")
-print("|---|---|---:|---:|")
+client = {n: [float(r[5]) for r in rows if r[1] == n] for n in names}
+print("| server | req/s median [min-max] | server CPU us/req median | wrk CPU % median | rounds with errors |")
+print("|---|---|---:|---:|---:|")
 for n in names:
     v = list(rps[n].values())
     bad = sum(1 for r in rows if r[1] == n and r[3] != "0")
     c = statistics.median(cpu[n].values())
-    print(f"| {n} | {statistics.median(v):,.0f} [{min(v):,.0f}-{max(v):,.0f}] | {c:.2f} | {bad} |")
+    w = statistics.median(client[n])
+    print(f"| {n} | {statistics.median(v):,.0f} [{min(v):,.0f}-{max(v):,.0f}] | {c:.2f} | {w:.0f} | {bad} |")
 print("\n| ratio (same round) | req/s median [min-max] | server CPU per request |\n|---|---|---|")
 for b, a in [("corio-1w", "nginx"), ("corio-copy-1w", "nginx"), ("corio-1w", "corio-copy-1w"),
              ("corio-2w", "nginx"), ("corio-tls-1w", "corio-1w")]:
