@@ -406,6 +406,11 @@ void worker::internal_cqe(std::uint64_t user_data) {
   }
 }
 
+void worker::remove_timer(timer_node* t) noexcept {
+  timers_.remove(t);
+  note_timers();
+}
+
 unsigned worker::fire_timers(std::int64_t now) {
   // `now` is the poll's clock read: a timer that expires while the poll reaps fires at the next
   // one (a park computes its timeout from a fresh read, so none is left waiting).

@@ -141,11 +141,11 @@ class worker {
     timers_.insert(t, clock_hint_ns_);
     note_timers();
   }
-  /// Takes `t` out of this worker's timers if it is still armed; returns whether it was.
+  /// Takes `t` out of this worker's timers if it is still armed; returns whether it was. The
+  /// removal is out of line: callers on the completion path test the index and stay small.
   bool disarm_timer(timer_node* t) noexcept {
     if (t->heap_index == timer_node::not_queued) return false;
-    timers_.remove(t);
-    note_timers();
+    remove_timer(t);
     return true;
   }
   /// Submits IORING_OP_ASYNC_CANCEL for `op`, which must be in flight on this worker's ring.
@@ -310,6 +310,7 @@ class worker {
     return ring_->work_ready() || (!timers_.empty() && steady_now_ns() >= timers_.earliest());
   }
   void note_timers() noexcept { timers_armed_.store(timers_.size(), std::memory_order_relaxed); }
+  void remove_timer(timer_node* t) noexcept;  // disarm_timer's removal of a queued node
   std::int64_t clock_hint_ns_ = 0;
   std::uint32_t global_countdown_ = global_queue_interval;  // next_task: the global queue at 0
   std::uint32_t pinned_turn_ = 0;                           // next_task: odd, the pinned list first
