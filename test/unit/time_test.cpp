@@ -8,11 +8,15 @@
 #include <corio/corio.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <random>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 using corio::task;
 using clk = std::chrono::steady_clock;
@@ -190,6 +194,75 @@ TEST_SUITE("time") {
         } catch (const corio::operation_cancelled&) {
         }
       }
+      CHECK(rt.stats().total().timers_armed == 0);
+    }(rt));
+  }
+
+  // Deadlines from 67 ms to 68 s ahead wait in the worker's timer wheel (lib/timer_wheel.hpp)
+  // and move to the heap when their 67 ms slot starts: the worker must wake for that move even
+  // when nothing else happens, and the timer must still fire at its exact deadline.
+  TEST_CASE(
+      "sleeps and a read timeout 0.2 to 1.3 s ahead (the timer wheel's range) end on time, "
+      "with the worker parked in between; cancelled ones leave nothing") {
+    corio::runtime rt{{.workers = 1}};
+    rt.block_on([](corio::runtime& rt) -> task<> {
+      const auto slack = corio::test::sanitized ? 150ms : 50ms;
+      std::vector<clk::duration> lateness(24);
+      std::vector<corio::join_handle<void>> sleepers;
+      // Spawned out of deadline order: 200 ms to 1.35 s, 50 ms apart.
+      for (std::size_t i = 0; i < lateness.size(); ++i) {
+        auto d = 200ms + 50ms * static_cast<long>((i * 7) % lateness.size());
+        sleepers.push_back(corio::spawn([](clk::duration d, clk::duration& late) -> task<> {
+          auto due = clk::now() + d;
+          co_await corio::sleep_until(due);
+          late = clk::now() - due;
+        }(d, lateness[i])));
+      }
+      // These are cancelled before their time: their wheel slots empty early.
+      std::vector<corio::join_handle<void>> cancelled;
+      for (int i = 0; i < 8; ++i) {
+        cancelled.push_back(
+            corio::spawn([](int i) -> task<> { co_await corio::sleep_for(300ms + 100ms * i); }(i)));
+      }
+      co_await corio::sleep_for(1ms);
+      CHECK(rt.stats().total().timers_armed == lateness.size() + cancelled.size());
+      for (auto& h : cancelled) h.cancel();
+      for (auto& h : cancelled) {
+        try {
+          co_await h;
+        } catch (const corio::operation_cancelled&) {
+        }
+      }
+      CHECK(rt.stats().total().timers_armed == lateness.size());
+
+      // A read with nothing to read, timed out 400 ms ahead.
+      int p[2];
+      REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+      corio::fd_stream r(p[0]), w(p[1]);
+      std::array<std::byte, 16> buf;
+      auto parks = rt.stats().total().parks;
+      auto t0 = clk::now();
+      bool timed_out = false;
+      try {
+        (void)co_await corio::timeout(400ms, r.read(buf));
+      } catch (const corio::timed_out&) {
+        timed_out = true;
+      }
+      auto took = clk::now() - t0;
+      CHECK(timed_out);
+      CHECK(took >= 400ms);
+      CHECK(took < 400ms + slack);
+
+      for (auto& h : sleepers) co_await h;
+      for (auto late : lateness) {
+        CHECK(late >= 0ms);
+        CHECK(late < slack);
+      }
+      // The worker slept between the wakes (about 24 timers and a wheel move per 67 ms slot:
+      // a wrong park timeout would make it spin, with thousands of parks, or oversleep).
+      auto more = rt.stats().total().parks - parks;
+      CHECK(more >= 10);
+      CHECK(more < 500);
       CHECK(rt.stats().total().timers_armed == 0);
     }(rt));
   }
