@@ -37,8 +37,8 @@ namespace {
 
 // Class c holds blocks of c * 16 + 8 bytes up to 1,032 (class 64), then 64 bytes more per class:
 // glibc malloc hands out chunks in steps of 16 bytes with an 8-byte header, so a block of that
-// size fills its chunk exactly and rounding a request up to its class never costs a larger chunk
-// (a 200-byte frame stays in a 208-byte chunk).
+// size fills its chunk exactly. Rounding a request up to its class costs no larger chunk up to
+// 1 KiB (a 200-byte frame stays in a 208-byte chunk) and at most 48 bytes more above.
 constexpr std::size_t granule = 16;
 constexpr std::size_t large_granule = 64;
 constexpr std::size_t small_classes = 65;  // classes 0..64: blocks of 8..1,032 bytes
@@ -50,9 +50,13 @@ constexpr std::uint32_t max_per_class = 64;
 // The classes above 1 KiB keep at most about this many bytes in a thread's list.
 constexpr std::size_t max_large_list_bytes = 64 * 1024;
 
+// The class of a request of 1 to small_limit bytes: one of the 16-byte classes.
+constexpr std::size_t small_class_of(std::size_t size) noexcept {
+  return (size + 7) / granule;
+}
 constexpr std::size_t class_of(std::size_t size) noexcept {
   return size <= small_limit
-             ? (size + 7) / granule
+             ? small_class_of(size)
              : small_classes - 1 + (size - small_limit + large_granule - 1) / large_granule;
 }
 constexpr std::size_t class_block_size(std::size_t c) noexcept {
@@ -119,6 +123,23 @@ struct thread_cache {
   bool dead = false;   // the thread is exiting: no more caching, count into retired_live directly
   bool ready = false;  // registered and not dead: what the fast paths test
 };
+
+// The most recently freed block of class c from the thread's list, or null.
+free_block* pop_block(thread_cache& tc, std::size_t c) noexcept {
+  free_block* b = tc.lists[c];
+  if (b != nullptr) {
+    tc.lists[c] = b->next;
+    --tc.counts[c];
+  }
+  return b;
+}
+// Only where the list has room (below class_cap(c)).
+void push_block(thread_cache& tc, std::size_t c, void* block) noexcept {
+  auto* b = static_cast<free_block*>(block);
+  b->next = tc.lists[c];
+  tc.lists[c] = b;
+  ++tc.counts[c];
+}
 
 constinit std::mutex registry_mutex;
 constinit thread_cache* registry_head = nullptr;
@@ -243,11 +264,7 @@ namespace {
   ensure_registered(tc);
   bump(tc.allocated);
   if (cacheable && recycling.load(std::memory_order_relaxed)) {
-    if (free_block* b = tc.lists[c]) [[likely]] {
-      tc.lists[c] = b->next;
-      --tc.counts[c];
-      return b;
-    }
+    if (free_block* b = pop_block(tc, c)) return b;
     if (free_block* b = take_batch(c)) {
       tc.lists[c] = b->next;
       tc.counts[c] = class_batch(c) - 1;
@@ -258,18 +275,19 @@ namespace {
   return ::operator new(block_size);
 }
 
+// The fast paths' test: one flag of the thread (registered, not exiting), the recycling switch
+// and a size of the 16-byte classes. Anything else goes through the slow paths, which do the
+// same for those classes when they can.
+bool fast_path(const thread_cache& tc, std::size_t size) noexcept {
+  return size - 1 < small_limit && tc.ready && recycling.load(std::memory_order_relaxed);
+}
+
 }  // namespace
 
-// The fast paths test one flag of the thread (ready), the recycling switch and the size, then
-// take or give a block of a 16-byte class; anything else goes through the slow paths, which do
-// the same for those classes when they can.
 void* frame_alloc(std::size_t size) {
   thread_cache& tc = cache;
-  if (size - 1 < small_limit && tc.ready && recycling.load(std::memory_order_relaxed)) [[likely]] {
-    const std::size_t c = (size + 7) / granule;
-    if (free_block* b = tc.lists[c]) [[likely]] {
-      tc.lists[c] = b->next;
-      --tc.counts[c];
+  if (fast_path(tc, size)) [[likely]] {
+    if (free_block* b = pop_block(tc, small_class_of(size))) [[likely]] {
       bump(tc.allocated);
       return b;
     }
@@ -296,10 +314,7 @@ namespace {
     if (tc.counts[c] == class_cap(c)) [[unlikely]] {
       give_batch(tc, c);
     }
-    auto* b = static_cast<free_block*>(block);
-    b->next = tc.lists[c];
-    tc.lists[c] = b;
-    ++tc.counts[c];
+    push_block(tc, c, block);
     return;
   }
   ::operator delete(block);
@@ -309,13 +324,10 @@ namespace {
 
 void frame_free(void* block, std::size_t size) noexcept {
   thread_cache& tc = cache;
-  if (size - 1 < small_limit && tc.ready && recycling.load(std::memory_order_relaxed)) [[likely]] {
-    const std::size_t c = (size + 7) / granule;
-    if (tc.counts[c] != max_per_class) [[likely]] {
-      auto* b = static_cast<free_block*>(block);
-      b->next = tc.lists[c];
-      tc.lists[c] = b;
-      ++tc.counts[c];
+  if (fast_path(tc, size)) [[likely]] {
+    const std::size_t c = small_class_of(size);
+    if (tc.counts[c] != class_cap(c)) [[likely]] {
+      push_block(tc, c, block);
       bump(tc.freed);
       return;
     }

@@ -37,11 +37,11 @@ class timer_queue {
     // Room for every node either side while the wheel holds any: a heap insertion must not use
     // up the room that the wheel's nodes will need when they move over.
     wheel_.catch_up(now);
-    if (wheel_.takes(t->deadline_ns)) {
-      heap_.reserve(heap_.size() + wheel_.size() + 1);
+    const bool far = wheel_.takes(t->deadline_ns);
+    if (far || !wheel_.empty()) heap_.reserve(heap_.size() + wheel_.size() + 1);
+    if (far) {
       wheel_.insert(t);
     } else {
-      if (!wheel_.empty()) heap_.reserve(heap_.size() + wheel_.size() + 1);
       heap_.insert(t);
     }
   }

@@ -35,10 +35,12 @@ std::vector<std::unique_ptr<timer_node>> make_nodes(std::size_t n) {
   return v;
 }
 
-// Pops everything due at `now` and checks it against the model.
-void pop_and_check(timer_heap& h, model& m, std::int64_t now) {
+// Pops everything due at `now` from a timer_heap or a timer_queue and checks it against the
+// model: only due nodes, in deadline order, each unlinked, and the same count left.
+template <class Timers>
+void pop_due(Timers& q, model& m, std::int64_t now) {
   std::int64_t last = INT64_MIN;
-  while (timer_node* t = h.pop_expired(now)) {
+  while (timer_node* t = q.pop_expired(now)) {
     REQUIRE(t->deadline_ns <= now);
     REQUIRE(t->deadline_ns >= last);  // in deadline order
     REQUIRE(t->heap_index == timer_node::not_queued);
@@ -47,7 +49,12 @@ void pop_and_check(timer_heap& h, model& m, std::int64_t now) {
     REQUIRE(it != m.end());
     m.erase(it);
   }
-  REQUIRE(h.size() == m.size());
+  REQUIRE(q.size() == m.size());
+}
+
+// The heap's earliest() is exactly the model's first deadline.
+void pop_and_check(timer_heap& h, model& m, std::int64_t now) {
+  pop_due(h, m, now);
   if (!m.empty()) {
     CHECK(h.earliest() == m.begin()->first);
     CHECK(m.begin()->first > now);
@@ -58,17 +65,7 @@ void pop_and_check(timer_heap& h, model& m, std::int64_t now) {
 // the model's first deadline (a wheel slot's start), never later, and is after `now`.
 void advance_pop_and_check(timer_queue& q, model& m, std::int64_t now) {
   q.advance(now);
-  std::int64_t last = INT64_MIN;
-  while (timer_node* t = q.pop_expired(now)) {
-    REQUIRE(t->deadline_ns <= now);
-    REQUIRE(t->deadline_ns >= last);
-    REQUIRE(t->heap_index == timer_node::not_queued);
-    last = t->deadline_ns;
-    auto it = m.find({t->deadline_ns, t});
-    REQUIRE(it != m.end());
-    m.erase(it);
-  }
-  REQUIRE(q.size() == m.size());
+  pop_due(q, m, now);
   REQUIRE(q.empty() == m.empty());
   if (!m.empty()) {
     REQUIRE(m.begin()->first > now);
@@ -76,6 +73,15 @@ void advance_pop_and_check(timer_queue& q, model& m, std::int64_t now) {
     REQUIRE(q.earliest() > now);
   }
 }
+
+// Hooks whose drop counts the nodes it sees, each of which must already be unlinked.
+int dropped = 0;
+constexpr corio::detail::timer_hooks counting_hooks{
+    [](timer_node*, corio::detail::worker&) noexcept {},
+    [](timer_node* t) noexcept {
+      CHECK(t->heap_index == timer_node::not_queued);
+      ++dropped;
+    }};
 
 constexpr std::int64_t ms = 1'000'000;
 constexpr std::int64_t sec = 1'000 * ms;
@@ -168,19 +174,12 @@ TEST_SUITE("timer_heap") {
   }
 
   TEST_CASE("clear unlinks every node and runs each drop hook once") {
-    static int dropped = 0;
-    static constexpr corio::detail::timer_hooks hooks{
-        [](timer_node*, corio::detail::worker&) noexcept {},
-        [](timer_node* t) noexcept {
-          CHECK(t->heap_index == timer_node::not_queued);
-          ++dropped;
-        }};
     dropped = 0;
     auto nodes = make_nodes(100);
     timer_heap h;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       nodes[i]->deadline_ns = static_cast<std::int64_t>(nodes.size() - i);
-      if (i % 2 == 0) nodes[i]->hooks = &hooks;
+      if (i % 2 == 0) nodes[i]->hooks = &counting_hooks;
       h.insert(nodes[i].get());
     }
     h.clear();
@@ -293,20 +292,13 @@ TEST_SUITE("timer_queue") {
   }
 
   TEST_CASE("clear unlinks heap and wheel nodes and runs each drop hook once") {
-    static int dropped = 0;
-    static constexpr corio::detail::timer_hooks hooks{
-        [](timer_node*, corio::detail::worker&) noexcept {},
-        [](timer_node* t) noexcept {
-          CHECK(t->heap_index == timer_node::not_queued);
-          ++dropped;
-        }};
     dropped = 0;
     auto nodes = make_nodes(100);
     timer_queue q;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       // Half near (the heap), half 5 s ahead (the wheel); every other node has hooks.
       nodes[i]->deadline_ns = static_cast<std::int64_t>(i % 2 ? 5 * sec + i : i);
-      nodes[i]->hooks = i % 4 < 2 ? &hooks : nullptr;
+      nodes[i]->hooks = i % 4 < 2 ? &counting_hooks : nullptr;
       q.insert(nodes[i].get(), 0);
     }
     CHECK(q.wheel().size() == 50);
