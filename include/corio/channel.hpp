@@ -2,12 +2,12 @@
 // unbounded.
 #pragma once
 
+#include <corio/detail/ring_buffer.hpp>
 #include <corio/detail/wait_list.hpp>
 
 #include <cerrno>
 #include <coroutine>
 #include <cstddef>
-#include <deque>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -160,7 +160,7 @@ class channel_core {
   }
 
   std::size_t capacity_;
-  std::deque<T> buf_;
+  ring_buffer<T> buf_;
   wait_list receivers_;
   wait_list senders_;
   std::size_t sender_handles_ = 0;

@@ -90,7 +90,11 @@ void schedule_target(wait_target& t) noexcept {
     return;
   }
   end_wait_enrolled(w, task, &t);  // a no-op for a wait that registered no wait point
-  task->runtime->schedule_from(w, &t.node);
+  if (w != nullptr && &w->runtime() == task->runtime) {
+    w->schedule_local(&t.node);  // schedule_from's first case, inline
+  } else {
+    task->runtime->schedule_from(w, &t.node);
+  }
 }
 
 // Cancel action of a coroutine's wait (cancel.cpp step 3), on the owner worker under the task's
@@ -166,12 +170,12 @@ void simple_wait::suspend(std::coroutine_handle<> h) {
   w->defer(this);
 }
 
-bool simple_wait::finish() noexcept {
+bool simple_wait::finish_after_wait() noexcept {
   if (outcome() >= 0) {
     // A waker on this same worker finished with the primitive before this coroutine could run
     // (it woke us inside a resumption or action of this thread, which released the lock before
     // the worker took the next task); one on another thread may still hold the lock.
-    if (!completed_here && woken_on != current_worker()) {
+    if (woken_on != current_worker()) {
       lock->lock();
       lock->unlock();
     }
@@ -182,10 +186,7 @@ bool simple_wait::finish() noexcept {
   return false;
 }
 
-void simple_wait::unlink() noexcept {
-  // A wait that completed by its own attempt was never enrolled, and a settled one is unlinked
-  // and done with its waker: no lock needed (the destructor after every send or receive).
-  if (lock == nullptr || completed_here || settled) return;
+void simple_wait::unlink_locked() noexcept {
   lock->lock();
   // Only a wait that ended by cancellation (or a frame destroyed mid-wait) is still linked.
   if (enrollment->linked) enrollment->list->remove(enrollment);

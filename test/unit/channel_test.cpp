@@ -9,9 +9,12 @@
 
 #include <corio/channel.hpp>
 #include <corio/corio.hpp>
+#include <corio/detail/ring_buffer.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -339,5 +342,49 @@ TEST_SUITE("channel") {
     CHECK(rx.try_recv().has_value());
     CHECK(counted::live.load() == 0);
     CHECK(tx.try_send(counted{}) == corio::send_status::sent);  // nobody enrolled any more
+  }
+
+  // The channel's buffer against std::deque as a model: pushes and pops in bursts of varying
+  // length move the head around the array and grow it while it is wrapped.
+  TEST_CASE("ring_buffer keeps FIFO order across wrap-around and growth") {
+    corio::detail::ring_buffer<std::unique_ptr<long>> ring;
+    std::deque<long> model;
+    std::uint64_t rng = 12345;
+    long next = 0;
+    for (int round = 0; round < 2000; ++round) {
+      rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+      int pushes = static_cast<int>((rng >> 33) % 40);
+      int pops = static_cast<int>((rng >> 45) % 40);
+      for (int i = 0; i < pushes; ++i, ++next) {
+        ring.push_back(std::make_unique<long>(next));
+        model.push_back(next);
+      }
+      for (int i = 0; i < pops && !model.empty(); ++i) {
+        REQUIRE(*ring.front() == model.front());
+        ring.pop_front();
+        model.pop_front();
+      }
+      REQUIRE(ring.size() == model.size());
+      REQUIRE(ring.empty() == model.empty());
+    }
+  }
+
+  TEST_CASE("ring_buffer destroys what it still holds, over-aligned values included") {
+    struct alignas(64) wide {
+      counted c;
+      long v;
+    };
+    counted::live = 0;
+    {
+      corio::detail::ring_buffer<wide> ring;
+      for (long i = 0; i < 100; ++i) ring.push_back(wide{counted{}, i});
+      for (long i = 0; i < 37; ++i) {
+        CHECK(reinterpret_cast<std::uintptr_t>(&ring.front()) % 64 == 0);
+        CHECK(ring.front().v == i);
+        ring.pop_front();
+      }
+      CHECK(counted::live.load() == 63);
+    }
+    CHECK(counted::live.load() == 0);
   }
 }

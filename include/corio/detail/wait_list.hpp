@@ -163,12 +163,26 @@ struct simple_wait : wait_target, waiter {
   /// When a waker completed it, first takes and releases the lock once: the waker wakes us while
   /// it holds the lock, and once we got it the waker is done with the primitive -- which may
   /// then be destroyed (a wait_group in the waiter's own frame).
-  bool finish() noexcept;
+  bool finish() noexcept {
+    if (completed_here) {  // by its own attempt: nothing linked, no waker involved
+      settled = true;
+      return true;
+    }
+    return finish_after_wait();
+  }
   /// The blocking form, for threads outside the runtime: waits until completed. Throws
   /// std::logic_error on a worker thread, where blocking would stall the scheduler.
   void block();
-  /// Unlinks the enrollment if it is still linked.
-  void unlink() noexcept;
+  /// Unlinks the enrollment if it is still linked. A wait that completed by its own attempt was
+  /// never enrolled, and a settled one is unlinked and done with its waker: those need no lock
+  /// (the destructor after every send or receive).
+  void unlink() noexcept {
+    if (lock != nullptr && !completed_here && !settled) unlink_locked();
+  }
+
+ private:
+  bool finish_after_wait() noexcept;
+  void unlink_locked() noexcept;
 };
 
 }  // namespace corio::detail
