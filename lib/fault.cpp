@@ -210,6 +210,7 @@ void injector::mutate(io_uring_sqe& sqe) noexcept {
     case IORING_OP_WRITE:
     case IORING_OP_WRITEV:
     case IORING_OP_SEND:
+    case IORING_OP_SEND_ZC:  // replaced by a NOP: one CQE, as a send_zc refused before it started
     case IORING_OP_SENDMSG:
       err = (next() & 1) ? EPIPE : ECONNRESET;
       break;
@@ -238,6 +239,7 @@ void injector::mutate(io_uring_sqe& sqe) noexcept {
     case IORING_OP_SEND:
       if (sqe.ioprio & IORING_RECV_MULTISHOT) return;
       [[fallthrough]];
+    case IORING_OP_SEND_ZC:
     case IORING_OP_READ:
     case IORING_OP_WRITE:
       if (sqe.len > 1 && is_byte_stream(sqe.fd)) {

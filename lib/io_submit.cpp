@@ -7,13 +7,16 @@
 //  3. a deadline (corio::timeout, or the stream's default timeout) arms a timer on W whose expiry
 //     cancels the op on W -- the op, its timer and the cancellation all live on one worker;
 //  4. the SQE is prepared; its CQE comes back to W, which disarms the timer, resubmits the rest of
-//     an exact transfer (read_exact, write_all) or completes the op.
+//     an exact transfer (read_exact, write_all) or completes the op. A zero-copy send has two
+//     CQEs, its result and the buffer's release; it goes on at the second.
 #include "cancel.hpp"
 #include "context.hpp"
+#include "runtime_core.hpp"
 #include "worker.hpp"
 
 #include <corio/detail/fd_owner.hpp>
 #include <corio/detail/io_awaiter.hpp>
+#include <corio/detail/stream_base.hpp>
 
 #include <fmt/format.h>
 
@@ -40,12 +43,29 @@ std::size_t remaining(const io_args& a) noexcept {
   return std::min(a.len - a.done, max_chunk);
 }
 
+void zero_copy_complete(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept;
+
+// Out of line, so that prep, which runs for every operation, makes no call of its own.
+[[gnu::noinline]] void prep_send_zc(io_uring_sqe* sqe, io_state& s, char* base, unsigned len) {
+  io_args& a = s.args;
+  if (current_worker()->runtime().features().op_send_zc) {  // prep runs on the op's worker
+    io_uring_prep_send_zc(sqe, a.fd, base, len, a.flags | MSG_NOSIGNAL, 0);
+    s.on_cqe = &zero_copy_complete;  // after submit_io's default
+  } else {
+    a.kind = io_kind::send;  // the kernel lacks it: a plain send, from now on
+    io_uring_prep_send(sqe, a.fd, base, len, a.flags | MSG_NOSIGNAL);
+  }
+}
+
 void prep(io_uring_sqe* sqe, io_state& s) {
   io_args& a = s.args;
   // Gather writes have no single buffer (a.buf is null; the iovecs advance instead).
   char* base = a.buf != nullptr ? static_cast<char*>(a.buf) + a.done : nullptr;
   std::uint64_t off = a.offset == static_cast<std::uint64_t>(-1) ? a.offset : a.offset + a.done;
   auto len = static_cast<unsigned>(remaining(a));
+  // First: liburing's prep helpers leave user_data alone, and the zero-copy case below is then
+  // a tail call, which spares every other operation a stack frame here.
+  io_uring_sqe_set_data(sqe, static_cast<io_op*>(&s));
   switch (a.kind) {
     case io_kind::read:
       io_uring_prep_read(sqe, a.fd, base, len, off);
@@ -60,6 +80,9 @@ void prep(io_uring_sqe* sqe, io_state& s) {
     case io_kind::recv:
       io_uring_prep_recv(sqe, a.fd, base, len, a.flags);
       break;
+    case io_kind::send_zc:
+      prep_send_zc(sqe, s, base, len);
+      return;
     case io_kind::send:
       io_uring_prep_send(sqe, a.fd, base, len, a.flags | MSG_NOSIGNAL);
       break;
@@ -88,7 +111,6 @@ void prep(io_uring_sqe* sqe, io_state& s) {
                           static_cast<struct statx*>(a.buf));
       break;
   }
-  io_uring_sqe_set_data(sqe, static_cast<io_op*>(&s));
 }
 
 // Advances an exact sendmsg past `n` bytes: drops the iovecs fully sent, trims the partial one.
@@ -153,6 +175,24 @@ void io_complete(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) no
   s->res = res;
   s->cqe_flags = flags;
   w.complete_op(s);
+}
+
+// The on_cqe of a zero-copy send. Its result comes first, flagged F_MORE, and the buffer stays
+// the kernel's until a second CQE, the notification, says it let go (on TCP once the bytes are
+// acknowledged, on loopback once the receiver has them). The op goes on (resubmitted or
+// completed) only then, so the caller's buffer is free once the write returns and an exact
+// transfer never has two sends of one op in flight. A result without F_MORE (the send failed
+// before it took the buffer) has no notification and goes on at once.
+void zero_copy_complete(io_op* op, std::int32_t res, std::uint32_t flags, worker& w) noexcept {
+  if (flags & IORING_CQE_F_MORE) {
+    op->res = res;  // held until the notification: nothing reads it before the op completes
+    return;
+  }
+  if (flags & IORING_CQE_F_NOTIF) {
+    res = op->res;
+    flags = 0;
+  }
+  io_complete(op, res, flags, w);
 }
 
 worker& require_worker_for(const char* what) {
@@ -244,6 +284,12 @@ void throw_io_error(const io_state& s, std::error_code e) {
   if (a.describe != nullptr) a.describe(a.describe_ctx, what);
   if (a.exact && a.done > 0) what += fmt::format(" after {} of {} bytes", a.done, a.len);
   throw_error(e, what);
+}
+
+void stream_base::throw_zero_copy_not_socket() {
+  throw std::logic_error(
+      "corio: set_zero_copy_writes on a stream that is not a socket (it writes with write(2), "
+      "which has no zero-copy form)");
 }
 
 }  // namespace corio::detail

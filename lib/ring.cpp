@@ -204,6 +204,7 @@ struct disabled_features {
   bool cancel_any = false;
   bool ext_arg = false;
   bool register_ring_fd = false;
+  bool send_zc = false;  // the opcode probe's answer for IORING_OP_SEND_ZC
 };
 
 disabled_features test_disabled_features() {
@@ -232,11 +233,13 @@ disabled_features test_disabled_features() {
       d.ext_arg = true;
     } else if (name == "register_ring_fd") {
       d.register_ring_fd = true;
+    } else if (name == "send_zc") {
+      d.send_zc = true;
     } else {
       throw std::invalid_argument(fmt::format(
           "corio: CORIO_TEST_DISABLE_FEATURES names an unknown feature '{}' (known: "
           "single_issuer, defer_taskrun, coop_taskrun, taskrun_flag, msg_ring, cancel_any, "
-          "ext_arg, register_ring_fd)",
+          "ext_arg, register_ring_fd, send_zc)",
           name));
     }
   }
@@ -291,7 +294,7 @@ kernel_features probe_kernel(const ring_config& config) {
     f.op_connect = has(IORING_OP_CONNECT);
     f.op_shutdown = has(IORING_OP_SHUTDOWN);
     f.op_socket = has(IORING_OP_SOCKET);
-    f.op_send_zc = has(IORING_OP_SEND_ZC);
+    f.op_send_zc = has(IORING_OP_SEND_ZC) && !disabled.send_zc;
     f.op_sendmsg_zc = has(IORING_OP_SENDMSG_ZC);
     f.op_openat = has(IORING_OP_OPENAT);
     f.op_close = has(IORING_OP_CLOSE);

@@ -130,6 +130,7 @@ void shut(tcp_stream& s) noexcept {
 task<> echo_client(socket_address a, unsigned i, std::size_t size, tally& t) {
   try {
     auto s = co_await tcp_stream::connect(a);
+    if (i % 2 == 1) s.set_zero_copy_writes(4096);  // half the clients send with SEND_ZC
     auto out = pattern(size, i);
     std::vector<std::byte> in(size);
     auto writer = corio::spawn([](tcp_stream& s, std::vector<std::byte>& out) -> task<> {

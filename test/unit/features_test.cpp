@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 using corio::task;
 using namespace std::chrono_literals;
@@ -194,6 +195,35 @@ TEST_SUITE("features") {
       CHECK_FALSE(f.register_ring_fd);
       CHECK(rt.block_on(spread(50)) == 49 * 50 / 2);
     }
+  }
+
+  // One zero-copy send has two CQEs for its SQE; a plain send has one. On one worker nothing
+  // else makes CQEs without SQEs, so equal counts show that every write went out as a plain send.
+  TEST_CASE("without SEND_ZC, zero-copy writes go out as plain sends") {
+    disable_features d("send_zc");
+    corio::runtime rt{{.workers = 1}};
+    CHECK_FALSE(rt.features().op_send_zc);
+    rt.block_on([](corio::runtime& rt) -> corio::task<> {
+      auto l = corio::net::tcp_listener::bind("127.0.0.1:0");
+      auto c = co_await corio::net::tcp_stream::connect(l.local_address());
+      auto srv = co_await l.accept();
+      c.set_zero_copy_writes(1);
+      auto surplus = [&rt] {
+        auto t = rt.stats().total();
+        return static_cast<long>(t.cqes_reaped) - static_cast<long>(t.sqes_submitted);
+      };
+      long before = surplus();
+      std::vector<std::byte> out(1 << 20), in(out.size());
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::byte>(i * 7);
+      auto writer = corio::spawn(
+          [](corio::net::tcp_stream& c, std::vector<std::byte>& out) -> corio::task<std::size_t> {
+            co_return co_await c.write_all(out);
+          }(c, out));
+      CHECK(co_await srv.stream.read_exact(in) == in.size());
+      CHECK(co_await writer == out.size());
+      CHECK(in == out);
+      CHECK(surplus() == before);
+    }(rt));
   }
 
   TEST_CASE("a kernel without what corio needs gets a message naming it and the fix") {

@@ -27,6 +27,8 @@ enum class io_kind : std::uint8_t {
   writev,   // IORING_OP_WRITEV: fd, msg->msg_iov / msg_iovlen, offset
   recv,     // IORING_OP_RECV: fd, buf, len, flags
   send,     // IORING_OP_SEND with MSG_NOSIGNAL
+  send_zc,  // IORING_OP_SEND_ZC (a plain send where the kernel lacks it); completes at the
+            // kernel's notification that it let go of the buffer, not at its result
   recvmsg,  // IORING_OP_RECVMSG: fd, msg, flags
   sendmsg,  // IORING_OP_SENDMSG with MSG_NOSIGNAL
   accept,   // IORING_OP_ACCEPT: fd, addr, addrlen (SOCK_CLOEXEC)

@@ -157,14 +157,14 @@ class stream_base {
   }
   /// Writes what the kernel takes now, at least one byte unless `buf` is empty; returns the count.
   [[nodiscard]] transfer_op write(std::span<const std::byte> buf) {
-    return transfer_op(fd_, write_kind_, const_cast<std::byte*>(buf.data()), buf.size(), false,
-                       npos, write_timeout_ns_, "write");
+    return transfer_op(fd_, send_kind(buf.size()), const_cast<std::byte*>(buf.data()), buf.size(),
+                       false, npos, write_timeout_ns_, "write");
   }
   /// Writes all of `buf`, resubmitting after partial writes. Never raises SIGPIPE: a closed peer
   /// is an EPIPE error.
   [[nodiscard]] transfer_op write_all(std::span<const std::byte> buf) {
-    return transfer_op(fd_, write_kind_, const_cast<std::byte*>(buf.data()), buf.size(), true, npos,
-                       write_timeout_ns_, "write_all");
+    return transfer_op(fd_, send_kind(buf.size()), const_cast<std::byte*>(buf.data()), buf.size(),
+                       true, npos, write_timeout_ns_, "write_all");
   }
   [[nodiscard]] transfer_op write_all(std::string_view text) { return write_all(as_bytes(text)); }
   /// Writes every buffer completely, in order, in as few system operations as the kernel allows
@@ -176,6 +176,20 @@ class stream_base {
     return writev(std::span<const std::span<const std::byte>>(bufs.begin(), bufs.size()));
   }
 
+  /// Zero-copy sends: every later write and write_all of at least `min_bytes` (0: none, the
+  /// default) on this socket goes out with IORING_OP_SEND_ZC, where the kernel has it (see
+  /// kernel_features::op_send_zc; elsewhere such writes copy, as before). The kernel then sends
+  /// from the caller's pages instead of copying them into the socket, and the write completes
+  /// once it has let go of them, so the buffer is the caller's again when the write returns, as
+  /// with any write. On TCP over a network device that is when the bytes are acknowledged, which
+  /// makes each zero-copy write take at least a round trip; on loopback the kernel copies anyway
+  /// (docs/benchmarks.md measures both paths there). Meant for large writes: below some tens of
+  /// KiB pinning the pages costs more than the copy. Throws std::logic_error on a stream that is
+  /// not a socket (a pipe or file fd_stream writes with write(2), which has no zero-copy form).
+  void set_zero_copy_writes(std::size_t min_bytes) {
+    if (write_kind_ != io_kind::send && min_bytes != 0) throw_zero_copy_not_socket();
+    zero_copy_min_ = min_bytes != 0 ? min_bytes : zero_copy_off;
+  }
   /// A timeout applied to every later read (0: none).
   template <class Rep, class Period>
   void set_read_timeout(std::chrono::duration<Rep, Period> d) noexcept {
@@ -214,6 +228,7 @@ class stream_base {
         write_kind_(o.write_kind_),
         read_timeout_ns_(o.read_timeout_ns_),
         write_timeout_ns_(o.write_timeout_ns_),
+        zero_copy_min_(o.zero_copy_min_),
         pooled_(std::exchange(o.pooled_, nullptr)) {}
   stream_base& operator=(stream_base&& o) noexcept {
     if (this != &o) {
@@ -223,6 +238,7 @@ class stream_base {
       write_kind_ = o.write_kind_;
       read_timeout_ns_ = o.read_timeout_ns_;
       write_timeout_ns_ = o.write_timeout_ns_;
+      zero_copy_min_ = o.zero_copy_min_;
       pooled_ = std::exchange(o.pooled_, nullptr);
     }
     return *this;
@@ -233,6 +249,12 @@ class stream_base {
     if (pooled_ != nullptr) release_pooled_reader(std::exchange(pooled_, nullptr));
   }
 
+  /// How a write of `len` bytes goes out: send_zc from set_zero_copy_writes' size on.
+  io_kind send_kind(std::size_t len) const noexcept {
+    return len >= zero_copy_min_ ? io_kind::send_zc : write_kind_;
+  }
+  [[noreturn]] static void throw_zero_copy_not_socket();
+
   io_kind gather_kind() const noexcept {
     return write_kind_ == io_kind::send ? io_kind::sendmsg : io_kind::writev;
   }
@@ -242,7 +264,9 @@ class stream_base {
   io_kind write_kind_ = io_kind::send;
   std::int64_t read_timeout_ns_ = 0;
   std::int64_t write_timeout_ns_ = 0;
-  pooled_reader* pooled_ = nullptr;  // read_some_pooled's state, from its first call
+  static constexpr std::size_t zero_copy_off = static_cast<std::size_t>(-1);
+  std::size_t zero_copy_min_ = zero_copy_off;  // set_zero_copy_writes: from this size on
+  pooled_reader* pooled_ = nullptr;            // read_some_pooled's state, from its first call
   bool pooled_busy_ = false;
 };
 
