@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -188,7 +189,12 @@ class stream_base {
   /// not a socket (a pipe or file fd_stream writes with write(2), which has no zero-copy form).
   void set_zero_copy_writes(std::size_t min_bytes) {
     if (write_kind_ != io_kind::send && min_bytes != 0) throw_zero_copy_not_socket();
-    zero_copy_min_ = min_bytes != 0 ? min_bytes : zero_copy_off;
+    // 32 bits, in the padding after the kinds (a stream sits in every connection's frame): a
+    // threshold from 4 GiB on means writes of 4 GiB and more.
+    zero_copy_min_ =
+        min_bytes == 0
+            ? zero_copy_off
+            : static_cast<std::uint32_t>(std::min<std::size_t>(min_bytes, zero_copy_off - 1));
   }
   /// A timeout applied to every later read (0: none).
   template <class Rep, class Period>
@@ -226,9 +232,9 @@ class stream_base {
       : fd_(std::move(o.fd_)),
         read_kind_(o.read_kind_),
         write_kind_(o.write_kind_),
+        zero_copy_min_(o.zero_copy_min_),
         read_timeout_ns_(o.read_timeout_ns_),
         write_timeout_ns_(o.write_timeout_ns_),
-        zero_copy_min_(o.zero_copy_min_),
         pooled_(std::exchange(o.pooled_, nullptr)) {}
   stream_base& operator=(stream_base&& o) noexcept {
     if (this != &o) {
@@ -259,15 +265,16 @@ class stream_base {
     return write_kind_ == io_kind::send ? io_kind::sendmsg : io_kind::writev;
   }
 
+  // The small fields first, together: a stream sits in every connection's frame.
   fd_owner fd_;
   io_kind read_kind_ = io_kind::recv;
   io_kind write_kind_ = io_kind::send;
+  bool pooled_busy_ = false;  // a read_some_pooled is in progress
+  static constexpr std::uint32_t zero_copy_off = UINT32_MAX;
+  std::uint32_t zero_copy_min_ = zero_copy_off;  // set_zero_copy_writes: from this size on
   std::int64_t read_timeout_ns_ = 0;
   std::int64_t write_timeout_ns_ = 0;
-  static constexpr std::size_t zero_copy_off = static_cast<std::size_t>(-1);
-  std::size_t zero_copy_min_ = zero_copy_off;  // set_zero_copy_writes: from this size on
-  pooled_reader* pooled_ = nullptr;            // read_some_pooled's state, from its first call
-  bool pooled_busy_ = false;
+  pooled_reader* pooled_ = nullptr;  // read_some_pooled's state, from its first call
 };
 
 }  // namespace corio::detail
