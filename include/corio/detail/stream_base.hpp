@@ -191,10 +191,7 @@ class stream_base {
     if (write_kind_ != io_kind::send && min_bytes != 0) throw_zero_copy_not_socket();
     // 32 bits, in the padding after the kinds (a stream sits in every connection's frame): a
     // threshold from 4 GiB on means writes of 4 GiB and more.
-    zero_copy_min_ =
-        min_bytes == 0
-            ? zero_copy_off
-            : static_cast<std::uint32_t>(std::min<std::size_t>(min_bytes, zero_copy_off - 1));
+    zero_copy_min_ = static_cast<std::uint32_t>(std::min<std::size_t>(min_bytes, UINT32_MAX));
   }
   /// A timeout applied to every later read (0: none).
   template <class Rep, class Period>
@@ -257,7 +254,7 @@ class stream_base {
 
   /// How a write of `len` bytes goes out: send_zc from set_zero_copy_writes' size on.
   io_kind send_kind(std::size_t len) const noexcept {
-    return len >= zero_copy_min_ ? io_kind::send_zc : write_kind_;
+    return zero_copy_min_ != 0 && len >= zero_copy_min_ ? io_kind::send_zc : write_kind_;
   }
   [[noreturn]] static void throw_zero_copy_not_socket();
 
@@ -269,9 +266,8 @@ class stream_base {
   fd_owner fd_;
   io_kind read_kind_ = io_kind::recv;
   io_kind write_kind_ = io_kind::send;
-  bool pooled_busy_ = false;  // a read_some_pooled is in progress
-  static constexpr std::uint32_t zero_copy_off = UINT32_MAX;
-  std::uint32_t zero_copy_min_ = zero_copy_off;  // set_zero_copy_writes: from this size on
+  bool pooled_busy_ = false;         // a read_some_pooled is in progress
+  std::uint32_t zero_copy_min_ = 0;  // set_zero_copy_writes: from this size on (0: off)
   std::int64_t read_timeout_ns_ = 0;
   std::int64_t write_timeout_ns_ = 0;
   pooled_reader* pooled_ = nullptr;  // read_some_pooled's state, from its first call
