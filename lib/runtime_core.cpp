@@ -310,7 +310,7 @@ void runtime_core::destroy_pending_roots_here() noexcept {
     if (pending.empty()) return;
     for (task_header* t : pending) {
       registry_.remove(t);
-      t->frame.destroy();  // runs the destructors of the whole chain of frames
+      t->frame().destroy();  // runs the destructors of the whole chain of frames
       std::uint32_t prev = t->state.fetch_or(task_header::complete | task_header::destroyed,
                                              std::memory_order_acq_rel);
       // A joiner (prev & join_waiting) is itself pending and is destroyed too: not scheduled.

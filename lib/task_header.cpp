@@ -38,7 +38,7 @@
 
 namespace corio::detail {
 // The fields are ordered so that the header has no padding hole (task_header.hpp); LP64 only.
-static_assert(sizeof(void*) != 8 || sizeof(task_header) == 200, "task_header layout grew");
+static_assert(sizeof(void*) != 8 || sizeof(task_header) == 184, "task_header layout grew");
 
 namespace {
 
@@ -98,13 +98,10 @@ std::uint64_t next_task_id() noexcept {
 
 task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame,
                                  promise_base& promise, worker* pinned) {
-  // The result cell follows the header, aligned for any type the cell accepts.
-  constexpr std::size_t align = alignof(std::max_align_t);
-  constexpr std::size_t cell_offset = (sizeof(task_header) + align - 1) / align * align;
   const result_cell_ops* ops = promise.cell_ops_;
   // No cell (task<void>, or the result stays in the frame): no padding up to the cell either.
   std::size_t size =
-      ops != nullptr && ops->size > 0 ? cell_offset + ops->size : sizeof(task_header);
+      ops != nullptr && ops->size > 0 ? task_cell_offset + ops->size : sizeof(task_header);
   void* mem;
   try {
     if (size > std::numeric_limits<std::uint32_t>::max()) throw std::bad_alloc();  // a 4 GiB result
@@ -115,16 +112,9 @@ task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame
   }
   auto* t = new (mem) task_header;
   t->alloc_size = static_cast<std::uint32_t>(size);
-  if (ops != nullptr) {
-    t->cell_ops = ops;
-    // A task<void> keeps its ops (its frame is released at completion) but has no cell.
-    if (ops->size > 0) {
-      t->cell = static_cast<char*>(mem) + cell_offset;
-      ops->init(t->cell);
-    }
-  }
+  t->cell_ops = ops;  // a task<void> keeps its ops (its frame is released at completion)
+  if (void* cell = t->cell()) ops->init(cell);
   t->run = &finish_root;
-  t->frame = frame;
   t->promise = &promise;
   t->runtime = &rt;
   t->pinned = pinned;
@@ -142,8 +132,8 @@ void task_header::destroy() noexcept {
   while (cancel_lock.exchange(true, std::memory_order_acquire)) {
     while (cancel_lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
   }
-  if (!(state.load(std::memory_order_relaxed) & destroyed) && frame) frame.destroy();
-  if (cell != nullptr) cell_ops->destroy(cell);
+  if (!(state.load(std::memory_order_relaxed) & destroyed) && start.handle) start.handle.destroy();
+  if (void* c = cell()) cell_ops->destroy(c);
   if (locals != nullptr) release_locals(locals);
   std::size_t size = alloc_size;
   this->~task_header();
@@ -153,8 +143,8 @@ void task_header::destroy() noexcept {
 void task_header::release_frame() noexcept {
   exception = std::move(promise->exception_);
   if (cell_ops == nullptr) return;  // the value stays in the frame for the handle
-  frame.destroy();
-  frame = nullptr;
+  start.handle.destroy();
+  start.handle = nullptr;
   promise = nullptr;
 }
 
@@ -249,7 +239,7 @@ const std::exception_ptr& task_exception(const task_header* t) noexcept {
 }
 
 void* task_result_cell(const task_header* t) noexcept {
-  return t->cell;
+  return t->cell();
 }
 
 std::uint64_t task_id(const task_header* t) noexcept {

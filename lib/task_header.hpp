@@ -48,15 +48,15 @@ class task_header : public deferred_action {
   /// header alive until the worker processed it.
   static constexpr std::uint32_t cancel_msg = 1u << 4;
 
-  sched_node start;  // schedules the first resumption
-  /// The root frame, destroyed as soon as the task finished (release_frame) unless its result
-  /// must stay in it (no `cell`); null once destroyed that way.
-  std::coroutine_handle<> frame;
+  /// Schedules the first resumption. Its `handle` is the root frame, also after the task started
+  /// (nothing schedules this node twice): the frame is destroyed as soon as the task finished
+  /// (release_frame) unless its result must stay in it (no cell), and `handle` is null once
+  /// destroyed that way. frame() reads it.
+  sched_node start;
   promise_base* promise = nullptr;  // valid while the frame lives
   /// The result, moved out of the frame when it finished: the exception, and the value in the
-  /// cell that follows the header in the same allocation (`cell_ops`: how to destroy it).
+  /// cell that follows the header in the same allocation (cell(); `cell_ops`: how to destroy it).
   std::exception_ptr exception;
-  void* cell = nullptr;
   const result_cell_ops* cell_ops = nullptr;
   runtime_core* runtime = nullptr;
   worker* pinned = nullptr;  // spawn_local: the only worker that may run the task
@@ -95,6 +95,10 @@ class task_header : public deferred_action {
   task_header* reg_prev = nullptr;
   task_header* reg_next = nullptr;
 
+  std::coroutine_handle<> frame() const noexcept { return start.handle; }
+  /// The result cell, or null: task<void>, or a result that stays in the frame.
+  void* cell() const noexcept;
+
   static task_header* create(runtime_core& rt, std::coroutine_handle<> frame, promise_base& promise,
                              worker* pinned);
   /// Destroys the frame unless it was already destroyed (by shutdown, or release_frame), then
@@ -114,6 +118,17 @@ class task_header : public deferred_action {
   /// one, nobody joined it, and it is not the operation_cancelled of a cancelled task.
   bool has_unobserved_exception() const noexcept;
 };
+
+/// Where a task's result cell starts: right after its header, aligned for any type the cell
+/// accepts (over-aligned results stay in the frame).
+inline constexpr std::size_t task_cell_offset =
+    (sizeof(task_header) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) *
+    alignof(std::max_align_t);
+
+inline void* task_header::cell() const noexcept {
+  if (cell_ops == nullptr || cell_ops->size == 0) return nullptr;
+  return const_cast<char*>(reinterpret_cast<const char*>(this)) + task_cell_offset;
+}
 
 /// A process-unique task id, never 0; ids are handed out in per-thread blocks.
 std::uint64_t next_task_id() noexcept;
