@@ -240,14 +240,15 @@ void enter_timeout(timeout_scope& s, std::int64_t deadline_ns) {
     s.cancelled.store(true, std::memory_order_release);  // already expired: no timer
   } else {
     w.arm_timer(&s.timer);
+    s.timer_owner = &w;
   }
 }
 
 bool try_exit_timeout(timeout_scope& s) noexcept {
   if (s.task == nullptr) return true;
   worker* w = current_worker();
-  if (s.timer.owner != nullptr && s.timer.owner != w) return false;
-  if (s.timer.owner != nullptr) w->disarm_timer(&s.timer);
+  if (s.timer_owner != nullptr && s.timer_owner != w) return false;
+  if (s.timer_owner != nullptr) w->disarm_timer(&s.timer);
   exit_scope(s.task, &s);
   s.task = nullptr;
   return true;
@@ -257,7 +258,7 @@ void hop_to_timer(timeout_scope& s, resume_on_state& hop, std::coroutine_handle<
   worker& w = require_worker("timeout()");
   hop.node.handle = h;
   hop.node.task = w.current_task();
-  hop.target = s.timer.owner->index();
+  hop.target = s.timer_owner->index();
   hop.run = &resume_on_publish;
   w.defer(&hop);
 }

@@ -131,6 +131,6 @@ class timer_heap {
 };
 
 // heap_index must land in wait_point's tail padding (see timer_node); LP64 only.
-static_assert(sizeof(void*) != 8 || sizeof(timer_node) == 72, "timer_node layout grew");
+static_assert(sizeof(void*) != 8 || sizeof(timer_node) == 64, "timer_node layout grew");
 
 }  // namespace corio::detail

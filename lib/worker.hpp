@@ -134,10 +134,9 @@ class worker {
   void reserve_sqes(unsigned n);
   /// Ops (and internal SQEs) that will still produce a final CQE.
   std::uint64_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
-  /// Arms `t`: its owner becomes this worker, which fires it at or after its deadline. May
-  /// throw (allocation); `t` is not armed then.
+  /// Arms `t` on this worker, which fires it at or after its deadline. May throw (allocation);
+  /// `t` is not armed then.
   void arm_timer(timer_node* t) {
-    t->owner = this;
     timers_.insert(t, clock_hint_ns_);
     note_timers();
   }

@@ -26,18 +26,18 @@ struct timer_hooks {
   void (*drop)(timer_node* self) noexcept;
 };
 
-/// A timer in its worker's heap. Owner-only: only the worker in `owner` touches a node between
-/// arming and firing (or disarming). A sleep is also the task's wait point: cancelling it takes
+/// A timer in its worker's heap. Owner-only: only the worker that armed it touches a node between
+/// arming and firing (or disarming); a user that must find that worker again records it
+/// (timeout_scope::timer_owner). A sleep is also the task's wait point: cancelling it takes
 /// it out of the heap and resumes the task, which then throws operation_cancelled.
 struct timer_node : wait_point {
   static constexpr std::uint32_t not_queued = std::numeric_limits<std::uint32_t>::max();
   // First, so that it fills the tail padding of wait_point (the layout is checked in
-  // timer_heap.hpp: a sleep_op stays 72 bytes of its task's frame). Where the node is queued:
+  // timer_heap.hpp: a sleep_op stays 64 bytes of its task's frame). Where the node is queued:
   // not_queued, its index in the heap, or its position in a wheel slot (lib/timer_queue.hpp).
   std::uint32_t heap_index = not_queued;
   sched_node node;
-  std::int64_t deadline_ns = 0;  // steady_clock, nanoseconds since its epoch
-  worker* owner = nullptr;
+  std::int64_t deadline_ns = 0;        // steady_clock, nanoseconds since its epoch
   const timer_hooks* hooks = nullptr;  // null: firing schedules `node` (a sleep)
   void* context = nullptr;             // for the hooks
 };

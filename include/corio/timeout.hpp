@@ -44,6 +44,7 @@ concept deadline_awaitable = requires(A&& a, std::int64_t ns) {
 struct timeout_scope : cancel_scope {
   timer_node timer;
   task_header* task = nullptr;
+  worker* timer_owner = nullptr;  // the worker that armed `timer` (null: never armed)
 };
 
 /// Enters the scope in the current task and arms its timer; throws std::logic_error off a worker.
