@@ -93,7 +93,8 @@ void child_group::start_child(group_child* c, std::coroutine_handle<> frame,
     throw std::logic_error(
         "corio: a child task can only be started from a task or from spawn_blocking code");
   }
-  task_header* t = task_header::create(*rt, frame, *promise, nullptr);  // destroys frame on throw
+  // Destroys the frame on throw. The child's coroutine is a task<>: no result cell.
+  task_header* t = task_header::create(*rt, frame, *promise, &void_cell_ops, nullptr);
   if (w != nullptr) share_locals(t, w->current_task());
   bool cancel;
   {

@@ -9,8 +9,9 @@ namespace detail {
 runtime_core& core_of(runtime& rt) noexcept {
   return *rt.core_;
 }
-task_header* begin_main(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise) {
-  return rt.begin_main(frame, promise);
+task_header* begin_main(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise,
+                        const result_cell_ops* cell_ops) {
+  return rt.begin_main(frame, promise, cell_ops);
 }
 void run_main(runtime_core& rt, task_header* main) {
   rt.run_main(main);

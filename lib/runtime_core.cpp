@@ -152,7 +152,8 @@ runtime_core::~runtime_core() {
   destroy_pending_roots();
 }
 
-task_header* runtime_core::begin_main(std::coroutine_handle<> frame, promise_base* promise) {
+task_header* runtime_core::begin_main(std::coroutine_handle<> frame, promise_base* promise,
+                                      const result_cell_ops* cell_ops) {
   if (!frame) throw std::logic_error("corio::runtime::block_on: the task is empty (moved from?)");
   if (fork_epoch_ != fork_guard::epoch()) {
     frame.destroy();
@@ -171,7 +172,7 @@ task_header* runtime_core::begin_main(std::coroutine_handle<> frame, promise_bas
     throw std::logic_error("corio::runtime::block_on is already running on this runtime");
   }
   try {
-    return spawn_root_on(*this, frame, promise);
+    return spawn_root_on(*this, frame, promise, cell_ops);
   } catch (...) {
     in_session_.store(false, std::memory_order_release);
     throw;

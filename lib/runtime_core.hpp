@@ -31,7 +31,8 @@ class runtime_core {
 
   /// block_on, step 1: refuses a nested or concurrent session (destroying `frame`), then creates
   /// and queues the main task.
-  task_header* begin_main(std::coroutine_handle<> frame, promise_base* promise);
+  task_header* begin_main(std::coroutine_handle<> frame, promise_base* promise,
+                          const result_cell_ops* cell_ops);
   /// block_on's body: runs the workers until `main` finished, then shuts down.
   void run_main(task_header* main);
 

@@ -97,8 +97,8 @@ std::uint64_t next_task_id() noexcept {
 }
 
 task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame,
-                                 promise_base& promise, worker* pinned) {
-  const result_cell_ops* ops = promise.cell_ops_;
+                                 promise_base& promise, const result_cell_ops* ops,
+                                 worker* pinned) {
   // No cell (task<void>, or the result stays in the frame): no padding up to the cell either.
   std::size_t size =
       ops != nullptr && ops->size > 0 ? task_cell_offset + ops->size : sizeof(task_header);
@@ -148,7 +148,8 @@ void task_header::release_frame() noexcept {
   promise = nullptr;
 }
 
-task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, spawn_kind kind) {
+task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise,
+                        const result_cell_ops* cell_ops, spawn_kind kind) {
   if (!frame) throw std::logic_error("corio::spawn: the task is empty (moved from?)");
   worker* w = current_worker();
   runtime_core* rt = w ? &w->runtime() : current_runtime();
@@ -167,20 +168,21 @@ task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, sp
     throw std::logic_error("corio::spawn_local must be called from a task on a worker thread");
   }
   task_header* t =
-      task_header::create(*rt, frame, *promise, kind == spawn_kind::local ? w : nullptr);
+      task_header::create(*rt, frame, *promise, cell_ops, kind == spawn_kind::local ? w : nullptr);
   if (w != nullptr) share_locals(t, w->current_task());
   rt->start_root(t, w);
   return t;
 }
 
-task_header* spawn_root_on(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise) {
+task_header* spawn_root_on(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise,
+                           const result_cell_ops* cell_ops) {
   if (!frame) throw std::logic_error("corio: the task to run is empty (moved from?)");
   if (rt.fork_epoch() != fork_guard::epoch()) {
     frame.destroy();
     fork_guard::check(rt.fork_epoch(), "corio::runtime::spawn");
   }
   worker* w = current_worker();
-  task_header* t = task_header::create(rt, frame, *promise, nullptr);
+  task_header* t = task_header::create(rt, frame, *promise, cell_ops, nullptr);
   if (w != nullptr) share_locals(t, w->current_task());
   rt.start_root(t, w && &w->runtime() == &rt ? w : nullptr);
   return t;

@@ -99,8 +99,10 @@ class task_header : public deferred_action {
   /// The result cell, or null: task<void>, or a result that stays in the frame.
   void* cell() const noexcept;
 
+  /// `ops`: how to make the result cell (task_promise<T>::cell_ops(); null: the result stays in
+  /// the frame).
   static task_header* create(runtime_core& rt, std::coroutine_handle<> frame, promise_base& promise,
-                             worker* pinned);
+                             const result_cell_ops* ops, worker* pinned);
   /// Destroys the frame unless it was already destroyed (by shutdown, or release_frame), then
   /// frees the header.
   void destroy() noexcept;

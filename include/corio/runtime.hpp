@@ -54,7 +54,8 @@ struct runtime_options {
 
 namespace detail {
 runtime_core& core_of(runtime& rt) noexcept;
-task_header* begin_main(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise);
+task_header* begin_main(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise,
+                        const result_cell_ops* cell_ops);
 void run_main(runtime_core& rt, task_header* main);
 }  // namespace detail
 
@@ -86,7 +87,9 @@ class runtime {
   template <class T>
   T block_on(task<T> main) {
     auto frame = main.release();
-    join_handle<T> h(detail::begin_main(*core_, frame, frame ? &frame.promise() : nullptr), frame);
+    join_handle<T> h(detail::begin_main(*core_, frame, frame ? &frame.promise() : nullptr,
+                                        detail::task_promise<T>::cell_ops()),
+                     frame);
     detail::run_main(*core_, h.task_);
     return h.take();
   }
@@ -96,7 +99,8 @@ class runtime {
   template <class T>
   join_handle<T> spawn(task<T> t) {
     auto frame = t.release();
-    return join_handle<T>(detail::spawn_root_on(*core_, frame, frame ? &frame.promise() : nullptr),
+    return join_handle<T>(detail::spawn_root_on(*core_, frame, frame ? &frame.promise() : nullptr,
+                                                detail::task_promise<T>::cell_ops()),
                           frame);
   }
 

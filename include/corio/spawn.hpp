@@ -11,7 +11,8 @@ namespace detail {
 template <class T>
 join_handle<T> spawn_as(task<T>& t, spawn_kind kind) {
   auto frame = t.release();
-  task_header* header = spawn_root(frame, frame ? &frame.promise() : nullptr, kind);
+  task_header* header =
+      spawn_root(frame, frame ? &frame.promise() : nullptr, task_promise<T>::cell_ops(), kind);
   return join_handle<T>(header, frame);
 }
 }  // namespace detail

@@ -167,10 +167,6 @@ class promise_base {
   const char* site_function_ = nullptr;
   unsigned site_line_ = 0;
   std::exception_ptr exception_;
-  /// How to make a result cell for this promise's value type (null: the result stays in the
-  /// frame). A root task's cell itself is found through `root_` (root_result_cell()), not
-  /// stored here: every byte of the promise is in every frame.
-  const result_cell_ops* cell_ops_ = nullptr;
 
   /// Where return_value puts the result: a root task's cell, or null (in the frame).
   void* root_result_cell() const noexcept {
@@ -181,7 +177,10 @@ class promise_base {
 template <class T>
 class task_promise final : public promise_base {
  public:
-  task_promise() noexcept { cell_ops_ = result_cell<T>::ops(); }
+  /// How to make a root task's result cell for T (null: the result stays in the frame). Passed
+  /// where a task becomes a root (spawn, block_on, a scope's child), not stored in the promise:
+  /// every byte of the promise is in every frame, and only root frames need it.
+  static constexpr const result_cell_ops* cell_ops() noexcept { return result_cell<T>::ops(); }
   task<T> get_return_object() noexcept;
 
   template <class U = T>
@@ -211,7 +210,7 @@ class task_promise final : public promise_base {
 template <class T>
 class task_promise<T&> final : public promise_base {
  public:
-  task_promise() noexcept { cell_ops_ = result_cell<T*>::ops(); }
+  static constexpr const result_cell_ops* cell_ops() noexcept { return result_cell<T*>::ops(); }
   task<T&> get_return_object() noexcept;
   void return_value(T& value) noexcept {
     if (void* cell = root_result_cell()) {
@@ -232,7 +231,7 @@ class task_promise<T&> final : public promise_base {
 template <>
 class task_promise<void> final : public promise_base {
  public:
-  task_promise() noexcept { cell_ops_ = &void_cell_ops; }
+  static constexpr const result_cell_ops* cell_ops() noexcept { return &void_cell_ops; }
   task<void> get_return_object() noexcept;
   void return_void() noexcept {}
   void result() {

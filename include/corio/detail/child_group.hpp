@@ -224,7 +224,7 @@ template <class T, class Sink>
 void spawn_child(child_group& g, group_child* c, task<T> t, Sink sink) {
   task<> w = child_main<T, Sink>(child_ticket(g, c), std::move(t), std::move(sink));
   auto h = w.release();
-  g.start_child(c, h, &h.promise());
+  g.start_child(c, h, &h.promise());  // a task<>: no result cell
 }
 
 /// A plain record (scoped, when_*), freed with `delete`.

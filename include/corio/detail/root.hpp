@@ -14,6 +14,7 @@ namespace corio::detail {
 
 class promise_base;
 class runtime_core;
+struct result_cell_ops;
 
 /// Where a new root task may run.
 enum class spawn_kind : std::uint8_t {
@@ -25,10 +26,13 @@ enum class spawn_kind : std::uint8_t {
 /// it. Takes ownership of the frame: on error (no current runtime, spawn_local off a worker) it
 /// destroys the frame and throws std::logic_error; a null frame (an empty task) throws too. Returns
 /// the header, referenced by one handle.
-task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise, spawn_kind kind);
+/// `cell_ops`: the promise type's cell_ops().
+task_header* spawn_root(std::coroutine_handle<> frame, promise_base* promise,
+                        const result_cell_ops* cell_ops, spawn_kind kind);
 
 /// The same on a given runtime, callable from any thread (runtime::spawn).
-task_header* spawn_root_on(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise);
+task_header* spawn_root_on(runtime_core& rt, std::coroutine_handle<> frame, promise_base* promise,
+                           const result_cell_ops* cell_ops);
 
 /// Called from the root coroutine's final_suspend (on a worker); returns the handle to transfer to.
 std::coroutine_handle<> root_final(task_header* task) noexcept;
