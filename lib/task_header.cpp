@@ -132,7 +132,7 @@ void task_header::destroy() noexcept {
   while (cancel_lock.exchange(true, std::memory_order_acquire)) {
     while (cancel_lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
   }
-  if (!(state.load(std::memory_order_relaxed) & destroyed) && start.handle) start.handle.destroy();
+  if (!(state.load(std::memory_order_relaxed) & destroyed) && frame()) frame().destroy();
   if (void* c = cell()) cell_ops->destroy(c);
   if (locals != nullptr) release_locals(locals);
   std::size_t size = alloc_size;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <corio/net/address.hpp>
+#include <corio/runtime.hpp>
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -27,6 +28,14 @@ inline std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
     b = static_cast<std::byte>(x);
   }
   return v;
+}
+
+/// The runtime's CQEs reaped minus its SQEs submitted. A zero-copy send adds one (its
+/// notification, a second CQE); on one worker, once they completed, other operations add
+/// nothing (with several, MSG_RING wake-ups are CQEs without an SQE).
+inline long cqes_beyond_sqes(const corio::runtime& rt) {
+  corio::worker_stats t = rt.stats().total();
+  return static_cast<long>(t.cqes_reaped) - static_cast<long>(t.sqes_submitted);
 }
 
 /// SO_SNDBUF and SO_RCVBUF of `bytes`: forces partial reads and writes.

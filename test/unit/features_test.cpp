@@ -3,6 +3,8 @@
 // feature still works, and one that cannot work names the missing feature and the fix.
 #include <doctest/doctest.h>
 
+#include "../support/net.hpp"
+
 #include <corio/corio.hpp>
 
 #include <fmt/format.h>
@@ -208,13 +210,8 @@ TEST_SUITE("features") {
       auto c = co_await corio::net::tcp_stream::connect(l.local_address());
       auto srv = co_await l.accept();
       c.set_zero_copy_writes(1);
-      auto surplus = [&rt] {
-        auto t = rt.stats().total();
-        return static_cast<long>(t.cqes_reaped) - static_cast<long>(t.sqes_submitted);
-      };
-      long before = surplus();
-      std::vector<std::byte> out(1 << 20), in(out.size());
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::byte>(i * 7);
+      long before = corio::test::cqes_beyond_sqes(rt);
+      std::vector<std::byte> out = corio::test::pattern(1 << 20, 3), in(out.size());
       auto writer = corio::spawn(
           [](corio::net::tcp_stream& c, std::vector<std::byte>& out) -> corio::task<std::size_t> {
             co_return co_await c.write_all(out);
@@ -222,7 +219,7 @@ TEST_SUITE("features") {
       CHECK(co_await srv.stream.read_exact(in) == in.size());
       CHECK(co_await writer == out.size());
       CHECK(in == out);
-      CHECK(surplus() == before);
+      CHECK(corio::test::cqes_beyond_sqes(rt) == before);
     }(rt));
   }
 
