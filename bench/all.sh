@@ -4,7 +4,7 @@
 #   (bench/client.sh), user-space instructions per echo round trip (bench/instructions.sh) and
 #   per micro-benchmark operation (bench/micro_instructions.sh),
 #   memory per idle connection and per sleeping task and fork-join scaling (bench/footprint),
-#   HTTP against nginx (bench/http.sh).
+#   zero-copy sends against plain sends (bench/zerocopy), HTTP against nginx (bench/http.sh).
 # Usage: bench/all.sh [-q]   (-q: fewer rounds, for a quick look; the figures are then rougher)
 # Output: bench/out/all-YYYYmmdd-HHMMSS.md (and on stdout).
 set -euo pipefail
@@ -16,7 +16,7 @@ mkdir -p bench/out
 out=bench/out/all-$(date +%Y%m%d-%H%M%S).md
 tools/deps.sh build
 [[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Dtests=disabled >/dev/null
-ninja -C build-bench bench/footprint >/dev/null
+ninja -C build-bench bench/footprint bench/zerocopy >/dev/null
 {
   echo "# corio benchmark suite, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)"
   echo
@@ -52,6 +52,9 @@ ninja -C build-bench bench/footprint >/dev/null
     taskset -c "0-$((cpus - 1))" build-bench/bench/footprint fib 38 16 "$w"
   done
   echo '```'
+  echo
+  echo "## Zero-copy sends against plain sends on loopback (bench/zerocopy)"
+  taskset -c 0 build-bench/bench/zerocopy --rounds "$rounds" --mib $((quick ? 256 : 1024))
   echo
   echo "## HTTP plaintext against nginx (bench/http.sh -r $rounds)"
   bench/http.sh -r "$rounds"
