@@ -135,7 +135,7 @@ runtime_core::runtime_core(runtime_options options)
                    static_cast<unsigned>(options_.sqpoll_idle.count())},
       features_(probe_kernel(ring_config_)),
       idle_(options_.workers),
-      registry_(options_.workers + 1),
+      registry_(options_.workers),
       blocking_(*this, options_.max_blocking_threads, options_.blocking_keep_alive) {
   fork_guard::install();
   fork_epoch_ = fork_guard::epoch();
