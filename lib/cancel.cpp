@@ -16,7 +16,7 @@
 //     another worker's point, the message is forwarded there. Else it is dropped. CANCEL_MSG is
 //     cleared under the same lock, so a request racing with the processing either is seen by it
 //     or queues a new message. Clearing it may let another thread release the header's last
-//     reference while W still holds the lock: task_header::destroy takes the lock first.
+//     reference while W still holds the lock: task_header::destroy waits until it is released.
 //  4. A wait that completes on its owner clears the wait pointer without the lock (only the owner
 //     could otherwise act on it); one completed by another thread (a join, a blocking job) clears
 //     it under the lock, so a processing owner sees either the live point or none.

@@ -366,7 +366,9 @@ void runtime_core::complete_root(task_header* t, worker& w) noexcept {
   // JOIN_WAITING means the handle's owner is suspended in the join and cannot free `t`.
   if (prev & task_header::join_waiting) {
     join_waiter* joiner = t->joiner;
-    end_wait_foreign(joiner->node.task, joiner);
+    // This RMW claimed the wake (cancel_join gives up once COMPLETE is set), so on the joiner's
+    // own worker its wait is cleared without the cancel lock (cancel.cpp step 4).
+    end_wait_enrolled(&w, joiner->node.task, joiner);
     w.schedule_local(&joiner->node);
   }
   if (!(prev & task_header::handle) && t->has_unobserved_exception()) {

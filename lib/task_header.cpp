@@ -128,10 +128,12 @@ task_header* task_header::create(runtime_core& rt, std::coroutine_handle<> frame
 void task_header::destroy() noexcept {
   // A cancellation processor drops its CANCEL_MSG reference while it still holds the cancel lock
   // (cancel.cpp step 3), so another thread may release the last reference in between: wait for
-  // it to unlock before the memory goes. Acquire pairs with its release; nobody locks afterwards.
-  while (cancel_lock.exchange(true, std::memory_order_acquire)) {
-    while (cancel_lock.load(std::memory_order_relaxed)) __builtin_ia32_pause();
-  }
+  // it to unlock before the memory goes. A load suffices, no locked exchange: the RMW on `state`
+  // that decided to destroy read the processor's fetch_and or a later value, so the processor's
+  // lock acquisition happens before this load, which therefore reads that `true` or the unlock's
+  // `false` after it (nobody locks a header that has no reference left). The acquire pairs with
+  // the unlock's release: everything the processor did under the lock happens before the free.
+  while (cancel_lock.load(std::memory_order_acquire)) __builtin_ia32_pause();
   if (!(state.load(std::memory_order_relaxed) & destroyed) && frame()) frame().destroy();
   if (void* c = cell()) cell_ops->destroy(c);
   if (locals != nullptr) release_locals(locals);
@@ -228,8 +230,17 @@ void join_suspend(join_waiter& waiter, task_header* t, std::coroutine_handle<> h
 }
 
 void release_handle(task_header* t, bool observed) noexcept {
-  std::uint32_t prev = t->state.fetch_and(~task_header::handle, std::memory_order_acq_rel);
-  if (!(prev & task_header::complete)) return;  // still running: the finisher frees it
+  // Complete with no cancel message in flight: the handle is the last reference and nobody can
+  // take another, so the header is freed without the RMW. Only a poke could still set a bit
+  // (CANCEL_MSG), and pokes come from this handle's owner (join_handle::cancel, not concurrent
+  // with this), from a child group, whose lock keeps a linked child from finishing while it
+  // pokes, or from a scope the task has not left. The acquire pairs with the finisher's
+  // fetch_or(COMPLETE) as the RMW's would. Otherwise the RMW decides (rule 3).
+  std::uint32_t prev = t->state.load(std::memory_order_acquire);
+  if ((prev & (task_header::complete | task_header::cancel_msg)) != task_header::complete) {
+    prev = t->state.fetch_and(~task_header::handle, std::memory_order_acq_rel);
+    if (!(prev & task_header::complete)) return;  // still running: the finisher frees it
+  }
   if (!observed && t->has_unobserved_exception()) {
     t->runtime->report_unhandled(t->exception, t->id);
   }
