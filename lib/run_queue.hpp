@@ -94,6 +94,16 @@ class run_queue {
     }
   }
 
+  /// owner-only, and only for a queue no thief can reach (a runtime with one worker): pop()
+  /// without its locked CAS. Nobody else writes head_, so `steal` equals `real`, and a plain
+  /// store moves both past the item.
+  T pop_unstolen() noexcept {
+    std::uint32_t real = unpack_real(head_.load(std::memory_order_relaxed));
+    if (real == tail_.load(std::memory_order_relaxed)) return nullptr;
+    head_.store(pack(real + 1, real + 1), std::memory_order_relaxed);
+    return buf_[real & mask].load(std::memory_order_relaxed);
+  }
+
   /// Called by the owner of `dst` (the thief) on a peer's queue: moves about half of this queue's
   /// items into `dst` and returns one of them to run now, or nullptr if nothing was stolen.
   T steal_into(run_queue& dst) noexcept {

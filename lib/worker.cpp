@@ -168,7 +168,7 @@ sched_node* worker::next_task() {
     if (sched_node* n = take_lifo()) return n;
   }
   lifo_runs_ = 0;
-  sched_node* n = pinned_.empty() ? queue_.pop() : pop_taking_turns();
+  sched_node* n = pinned_.empty() ? pop_queue() : pop_taking_turns();
   if (n != nullptr) [[likely]]
     return n;
   return take_from_global();
@@ -199,9 +199,9 @@ sched_node* worker::take_lifo() {
 sched_node* worker::pop_taking_turns() {
   if (++pinned_turn_ & 1) {
     if (sched_node* n = pinned_.pop()) return n;
-    return queue_.pop();
+    return pop_queue();
   }
-  if (sched_node* n = queue_.pop()) return n;
+  if (sched_node* n = pop_queue()) return n;
   return pinned_.pop();
 }
 

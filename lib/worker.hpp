@@ -207,6 +207,8 @@ class worker {
   /// The LIFO slot's task, if it may run now (max_lifo_runs); else it goes to the back of the
   /// queue.
   sched_node* take_lifo();
+  /// The run queue's oldest task. Without peers nobody steals, so the pop needs no locked CAS.
+  sched_node* pop_queue() noexcept { return has_peers_ ? queue_.pop() : queue_.pop_unstolen(); }
   /// The pinned list and the run queue when the pinned list has tasks: they take turns.
   [[gnu::noinline]] sched_node* pop_taking_turns();
   [[gnu::noinline]] sched_node* take_from_global();

@@ -31,6 +31,43 @@ TEST_SUITE("run_queue") {
     }
   }
 
+  TEST_CASE(
+      "pop_unstolen takes the same items in the same order as pop, and overflow still works") {
+    // One worker's queue: pops without the CAS, interleaved with pushes that wrap the buffer and
+    // with overflows (which CAS head_ themselves), against a plain FIFO model.
+    run_queue<int*, 8> q;
+    std::vector<int*> model;
+    std::size_t front = 0;
+    auto overflow = [&](int** v, std::uint32_t n) {
+      // The older half and the new item leave the queue: drop them from the model's front. With
+      // no thief, never the new item alone (that is for a queue a steal has not released yet).
+      CHECK(n == 5);
+      for (std::uint32_t i = 0; i + 1 < n; ++i) {
+        REQUIRE(front < model.size());
+        CHECK(v[i] == model[front++]);
+      }
+      CHECK(v[n - 1] == model.back());
+      model.pop_back();
+    };
+    unsigned seed = 7;
+    int next = 0;
+    for (int step = 0; step < 2000; ++step) {
+      seed = seed * 1103515245u + 12345u;
+      if ((seed >> 16) % 3 != 0) {
+        model.push_back(item(next++ % 64));
+        q.push(model.back(), overflow);
+      } else if (front < model.size()) {
+        CHECK(q.pop_unstolen() == model[front++]);
+      } else {
+        CHECK(q.pop_unstolen() == nullptr);
+      }
+      CHECK(q.approx_len() == model.size() - front);
+    }
+    while (front < model.size()) CHECK(q.pop_unstolen() == model[front++]);
+    CHECK(q.pop_unstolen() == nullptr);
+    CHECK(q.pop() == nullptr);
+  }
+
   TEST_CASE("a full queue sends the older half and the new item to the overflow") {
     run_queue<int*, 8> q;
     std::vector<int*> spilled;
