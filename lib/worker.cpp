@@ -597,7 +597,7 @@ void worker::drain_ring() {
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
     sqe->user_data = ud_cancel_all;
-    inc_in_flight();
+    note_internal_sqe();
   };
   if (in_flight() != 0) {
     cancel_in_batches();

@@ -21,12 +21,15 @@ struct worker_stats {
   /// tasks moved to the global queue because the run queue was full
   std::uint64_t overflows = 0;
   std::uint64_t sqes_submitted = 0;  ///< submission queue entries prepared on this worker's ring
-  std::uint64_t cqes_reaped = 0;     ///< completions reaped from it
-  std::uint64_t enter_calls = 0;     ///< io_uring_enter system calls
-  std::uint64_t parks = 0;           ///< times the worker went to sleep for lack of work
-  std::uint64_t wakeups_sent = 0;    ///< wake-ups this worker sent to parked workers
-  std::uint64_t timers_fired = 0;    ///< sleeps that expired on this worker
-  std::uint64_t accept_pauses = 0;   ///< accepting paused for lack of fds or memory (EMFILE...)
+  /// completions reaped from it. More than sqes_submitted where one entry completes several
+  /// times: a multishot accept or receive (a completion per connection or buffer, and a last one
+  /// when it ends) and a zero-copy send (its result, then the kernel's notification).
+  std::uint64_t cqes_reaped = 0;
+  std::uint64_t enter_calls = 0;    ///< io_uring_enter system calls
+  std::uint64_t parks = 0;          ///< times the worker went to sleep for lack of work
+  std::uint64_t wakeups_sent = 0;   ///< wake-ups this worker sent to parked workers
+  std::uint64_t timers_fired = 0;   ///< sleeps that expired on this worker
+  std::uint64_t accept_pauses = 0;  ///< accepting paused for lack of fds or memory (EMFILE...)
   /// read_some_pooled receives armed with a heap buffer because this worker's read pool was dry
   /// (every buffer held): many mean runtime_options::read_pool_buffers is too small
   std::uint64_t pool_dry_reads = 0;
