@@ -74,6 +74,9 @@ class worker {
   worker& operator=(const worker&) = delete;
 
   unsigned index() const noexcept { return index_; }
+  /// The runtime has one worker, this one: nothing is stolen from it, and every cancellation of
+  /// its tasks is processed on its thread (cancel.cpp, step 5).
+  bool alone() const noexcept { return !has_peers_; }
   runtime_core& runtime() const noexcept { return rt_; }
 
   // ---- session, on the worker's own thread ----

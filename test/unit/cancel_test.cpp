@@ -187,6 +187,54 @@ TEST_SUITE("cancel") {
     CHECK(ok);
   }
 
+  TEST_CASE("one worker: a cancel from another thread is never lost while the task begins a wait") {
+    // A one-worker runtime registers waits without the cancel lock; a poke from another thread
+    // then always queues a message to the worker (cancel.cpp, step 5). Each round a task starts
+    // a one-hour sleep while a plain thread cancels it after a random spin, so the poke lands
+    // before, during and after the sleep's registration. A lost cancellation leaves the task
+    // asleep: the join times out.
+    long rounds = corio::test::scaled(20'000);
+    std::atomic<corio::join_handle<void>*> target{nullptr};
+    std::atomic<bool> cancelled{false};
+    std::atomic<bool> quit{false};
+    std::thread canceller([&] {
+      std::mt19937 rng(11);
+      while (!quit.load()) {
+        corio::join_handle<void>* h = target.exchange(nullptr);
+        if (h == nullptr) continue;
+        for (unsigned spin = rng() % 1500; spin > 0; --spin) asm volatile("" ::: "memory");
+        h->cancel();
+        cancelled.store(true);
+      }
+    });
+    corio::runtime rt{{.workers = 1}};
+    auto [lost, woken] =
+        rt.block_on([](long rounds, auto& target, auto& cancelled) -> task<std::pair<long, long>> {
+          long lost = 0, woken = 0;
+          for (long i = 0; i < rounds; ++i) {
+            auto h = corio::spawn([]() -> task<> { co_await corio::sleep_for(1h); }());
+            cancelled.store(false);
+            target.store(&h);
+            // The sleeper runs at the first yield; the handle is not touched until the cancel
+            // returned (join_handle::cancel may race the task, not another use of the handle).
+            while (!cancelled.load()) co_await corio::yield_now();
+            try {
+              co_await corio::timeout(1s, std::move(h));
+            } catch (const corio::operation_cancelled&) {
+              ++woken;
+            } catch (const std::system_error& e) {
+              if (e.code() != std::errc::timed_out) throw;
+              ++lost;
+            }
+          }
+          co_return std::pair{lost, woken};
+        }(rounds, target, cancelled));
+    quit.store(true);
+    canceller.join();
+    CHECK(lost == 0);
+    CHECK(woken == rounds);
+  }
+
   TEST_CASE("the operation_cancelled of a cancelled detached task is not reported as unhandled") {
     std::atomic<int> reported{0};
     corio::run(
