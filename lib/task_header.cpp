@@ -225,6 +225,13 @@ void join_suspend(join_waiter& waiter, task_header* t, std::coroutine_handle<> h
   waiter.node.handle = h;
   waiter.node.task = w->current_task();
   waiter.task = t;
+  if (w->alone() && t->runtime == &w->runtime()) {
+    // Publishing waits for the joiner to have suspended only because a finisher on another
+    // worker could resume it earlier; a task of this one-worker runtime finishes on this thread
+    // (rule 4's deferred action, after this resumption returned), so the join publishes now.
+    join_publish(&waiter, *w);
+    return;
+  }
   waiter.run = &join_publish;
   w->defer(&waiter);
 }

@@ -166,6 +166,13 @@ void simple_wait::suspend(std::coroutine_handle<> h) {
   }
   node.handle = h;
   node.task = w->current_task();
+  if (w->alone()) {
+    // The enrollment waits for the coroutine to have suspended only because a waker on another
+    // worker could resume it earlier. A runtime with one worker has no other thread that resumes
+    // tasks (a foreign waker or a cancellation schedules through this worker), so it enrolls now.
+    enroll_simple(this, *w);
+    return;
+  }
   run = &enroll_simple;
   w->defer(this);
 }
