@@ -2,7 +2,8 @@
 # The whole benchmark suite in one command; writes one markdown file with every table:
 #   micro (bench/run.sh), echo against the peers (bench/echo.sh), echo_client against loadgen
 #   (bench/client.sh), user-space instructions per echo round trip (bench/instructions.sh) and
-#   per micro-benchmark operation (bench/micro_instructions.sh),
+#   per micro-benchmark operation (bench/micro_instructions.sh), locked instructions per
+#   micro-benchmark operation (bench/locked_instructions.sh),
 #   memory per idle connection and per sleeping task and fork-join scaling (bench/footprint),
 #   zero-copy sends against plain sends (bench/zerocopy), HTTP against nginx (bench/http.sh).
 # Usage: bench/all.sh [-q]   (-q: fewer rounds, for a quick look; the figures are then rougher)
@@ -37,6 +38,9 @@ ninja -C build-bench bench/footprint bench/zerocopy >/dev/null
   echo
   echo "## User-space instructions per micro-benchmark operation (bench/micro_instructions.sh)"
   bench/micro_instructions.sh
+  echo
+  echo "## Locked instructions per micro-benchmark operation (bench/locked_instructions.sh)"
+  bench/locked_instructions.sh
   echo
   echo "## Memory (bench/footprint)"
   echo '```'
