@@ -2,10 +2,10 @@
 # Locked instructions (x86 `lock`-prefixed and `xchg` with memory) executed per operation of
 # corio's micro benchmarks (bench/micro, 1 worker), counted by callgrind at each instruction
 # address. On this host such an instruction costs about 6 ns (an uncontended atomic RMW), which
-# is more than the instruction count shows: a spawn + join lost no instructions but 40 ns when
-# four of them went (docs/benchmarks.md, 2026-12-07). Same method as micro_instructions.sh: the
-# difference between --reps 2 and --reps 1, divided by the operations per run, with the
-# functions that execute them.
+# the instruction count does not show: a spawn + join took 24 ns less, with as many instructions,
+# when four of them went (docs/benchmarks.md, 2026-12-06 night). Same method as
+# micro_instructions.sh: the difference between --reps 2 and --reps 1, divided by the operations
+# per run, with the functions that execute them.
 # Usage: bench/locked_instructions.sh [NAME ...]   (default: every benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
