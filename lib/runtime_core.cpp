@@ -248,6 +248,8 @@ void runtime_core::run_main(task_header* main) {
     inject_.discard();
     for (auto& w : workers_) w->discard_inbox();
     destroy_pending_roots();
+    // The stop refused every claim since; wait out the foreign wakers that claimed before it.
+    while (foreign_wakers_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     for (auto& w : workers_) w->close();
     inject_.accept_again();  // runtime::spawn between sessions queues for the next one
   }
@@ -335,13 +337,41 @@ void runtime_core::schedule_from(worker* caller, sched_node* n) {
   notify_one(nullptr);
 }
 
+namespace {
+
+// A claim (idle.hpp) is made under the idle set's mutex, but the wake-up it owes is written
+// after: a worker parked with a deadline may wake by itself meanwhile, finish the session and
+// close its eventfd, whose number the kernel may hand to someone else. This runtime's own
+// workers are joined before that; a foreign thread is counted here for the duration. The count
+// is raised (seq_cst) before the claim, and the session's end reads it (seq_cst) after
+// idle_set::stop(): a waker it did not see claims after the stop, which refuses every claim.
+class foreign_wake_guard {
+ public:
+  foreign_wake_guard(std::atomic<int>& count, bool foreign) noexcept
+      : count_(foreign ? &count : nullptr) {
+    if (count_ != nullptr) count_->fetch_add(1, std::memory_order_seq_cst);
+  }
+  ~foreign_wake_guard() {
+    if (count_ != nullptr) count_->fetch_sub(1, std::memory_order_release);
+  }
+  foreign_wake_guard(const foreign_wake_guard&) = delete;
+  foreign_wake_guard& operator=(const foreign_wake_guard&) = delete;
+
+ private:
+  std::atomic<int>* count_;
+};
+
+}  // namespace
+
 void runtime_core::notify_one(worker* sender) {
   seq_cst_fence();  // P3: the producer's half of the Dekker pattern
   if (idle_.num_searching() != 0 || idle_.num_parked() == 0) return;
+  foreign_wake_guard guard(foreign_wakers_, sender == nullptr || &sender->runtime() != this);
   if (worker* v = idle_.claim_any()) v->wake(sender);
 }
 
 void runtime_core::notify_worker(worker& target, worker* sender) {
+  foreign_wake_guard guard(foreign_wakers_, sender == nullptr || &sender->runtime() != this);
   if (idle_.claim(target)) target.wake(sender);
 }
 
@@ -369,7 +399,14 @@ void runtime_core::complete_root(task_header* t, worker& w) noexcept {
     // This RMW claimed the wake (cancel_join gives up once COMPLETE is set), so on the joiner's
     // own worker its wait is cleared without the cancel lock (cancel.cpp step 4).
     end_wait_enrolled(&w, joiner->node.task, joiner);
-    w.schedule_local(&joiner->node);
+    // A joiner from another runtime (it awaits a handle that runtime::spawn gave it) resumes on
+    // a worker of its own runtime, not on this one's.
+    runtime_core* home = joiner->node.task != nullptr ? joiner->node.task->runtime : this;
+    if (home == this) {
+      w.schedule_local(&joiner->node);
+    } else {
+      home->schedule_from(&w, &joiner->node);
+    }
   }
   if (!(prev & task_header::handle) && t->has_unobserved_exception()) {
     report_unhandled(t->exception, t->id);

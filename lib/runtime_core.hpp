@@ -87,6 +87,10 @@ class runtime_core {
   std::atomic<bool> in_session_{false};
   task_header* main_ = nullptr;  // written before the session's threads start
   std::atomic<std::uint64_t> foreign_spawned_{0};
+  // Threads that are not this runtime's workers (plain threads, another runtime's workers) in
+  // notify_one or notify_worker: the session's end waits for them before closing the workers'
+  // eventfds, which their wake() may still write to (foreign_wake_guard in runtime_core.cpp).
+  std::atomic<int> foreign_wakers_{0};
   std::mutex inspect_mutex_;  // one inspect_tasks() at a time: two would wait for each other
   blocking_pool blocking_;    // last: its threads may call into the members above until joined
 };

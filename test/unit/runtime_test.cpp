@@ -256,6 +256,36 @@ TEST_SUITE("runtime") {
     CHECK(ok == 20);
   }
 
+  TEST_CASE("a task that joins a task of another runtime resumes on its own runtime's worker") {
+    // Runtime `other` runs a session on a thread of its own; tasks of `home` (one worker) spawn
+    // tasks on it with runtime::spawn and join them. Each join must resume on home's worker,
+    // not on the thread where the joined task finished.
+    corio::runtime other{{.workers = 1}};
+    std::atomic<bool> done{false};
+    std::thread other_thread([&] {
+      other.block_on([](std::atomic<bool>& done) -> task<> {
+        while (!done.load()) co_await corio::sleep_for(1ms);
+      }(done));
+    });
+    corio::runtime home{{.workers = 1}};
+    int moved = home.block_on([](corio::runtime& other) -> task<int> {
+      int moved = 0;
+      const auto home_thread = std::this_thread::get_id();  // the only worker's
+      for (int i = 0; i < 20; ++i) {
+        auto h = other.spawn([](int i) -> task<int> {
+          co_await corio::sleep_for(std::chrono::microseconds(100 * (i % 3)));
+          co_return i;
+        }(i));
+        CHECK(co_await h == i);
+        if (std::this_thread::get_id() != home_thread) ++moved;
+      }
+      co_return moved;
+    }(other));
+    done = true;
+    other_thread.join();
+    CHECK(moved == 0);
+  }
+
   TEST_CASE("a worker that cannot create its ring makes block_on throw, and nothing leaks") {
     // Room for the constructor's probe rings but not for 8 workers' rings and eventfds.
     rlimit old{};
