@@ -8,15 +8,9 @@
 # per run, with the functions that execute them.
 # Usage: bench/locked_instructions.sh [NAME ...]   (default: every benchmark)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+# shellcheck source=bench/micro_callgrind.sh
+source "$(dirname "$0")/micro_callgrind.sh"
 command -v gawk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gawk >/dev/null
-[[ -f build-bench/build.ninja ]] || meson setup build-bench --buildtype=release -Dtests=disabled >/dev/null
-ninja -C build-bench bench/micro >/dev/null
-micro=build-bench/bench/micro
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 # The address and function of every locked instruction in the binary.
 objdump -d --no-show-raw-insn -C "$micro" | awk '
@@ -28,12 +22,7 @@ objdump -d --no-show-raw-insn -C "$micro" | awk '
 # With --compress-pos=no every cost line starts with its absolute address; the line after a
 # `calls=` line is the call's inclusive cost, not the instruction's own, and is skipped.
 count() {
-  taskset -c 0 valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
-    --callgrind-out-file="$work/out" "$micro" --workers 1 --reps "$2" --only "$1" \
-    >/dev/null 2>"$work/log" || {
-    cat "$work/log" >&2
-    exit 1
-  }
+  run_callgrind "$1" "$2" --dump-instr=yes --compress-pos=no
   gawk -F'\t' 'NR == FNR { want[strtonum("0x" $1)] = 1; next }
     /^calls=/ { skip = 1; next }
     /^0x/ {
@@ -46,14 +35,8 @@ count() {
     END { for (a in c) printf "%x\t%d\n", a, c[a] }' "$work/locked" "$work/out"
 }
 
-
-declare -A ops
-while read -r name n; do ops[$name]=$n; done < <("$micro" --list)
-names=("$@")
-((${#names[@]})) || mapfile -t names < <("$micro" --list | awk '{print $1}')
 printf '| benchmark | locked instructions per operation | where |\n|---|---:|---|\n'
 for name in "${names[@]}"; do
-  [[ -n ${ops[$name]:-} ]] || { echo "unknown benchmark $name" >&2; exit 2; }
   count "$name" 1 >"$work/one"
   count "$name" 2 >"$work/two"
   gawk -F'\t' -v n="${ops[$name]}" -v name="$name" '
