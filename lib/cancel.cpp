@@ -144,7 +144,8 @@ void poke(task_header* t) {
   runtime_core& rt = *t->runtime;
   // Step 5: the only worker's begin_wait takes no lock, so from another thread the `wait` test
   // below could miss a wait being registered; the message goes to the worker regardless.
-  const bool outside_only_worker = rt.worker_count() == 1 && current_worker() != &rt.worker_at(0);
+  worker* self = current_worker();
+  const bool outside_only_worker = rt.worker_count() == 1 && self != &rt.worker_at(0);
   {
     cancel_guard g(t);
     if (!outside_only_worker && t->wait.load(std::memory_order_relaxed) == nullptr) {
@@ -155,7 +156,7 @@ void poke(task_header* t) {
     target = outside_only_worker ? &rt.worker_at(0) : t->wait_owner;
     target->push_cancel(t);
   }
-  target->runtime().notify_worker(*target, current_worker());
+  target->runtime().notify_worker(*target, self);
 }
 
 void request_cancel(task_header* t) {
