@@ -5,26 +5,6 @@
 
 namespace corio::detail {
 
-namespace {
-
-// Locks a shard unless only its owner touches it (registry.hpp).
-class shard_guard {
- public:
-  shard_guard(spin_lock& lock, bool owner_only) noexcept : lock_(owner_only ? nullptr : &lock) {
-    if (lock_ != nullptr) lock_->lock();
-  }
-  ~shard_guard() {
-    if (lock_ != nullptr) lock_->unlock();
-  }
-  shard_guard(const shard_guard&) = delete;
-  shard_guard& operator=(const shard_guard&) = delete;
-
- private:
-  spin_lock* lock_;
-};
-
-}  // namespace
-
 registry::registry(std::size_t workers)
     : shard_count_(workers + 1), shards_(std::make_unique<shard[]>(workers + 1)) {
   if (workers == 1) shards_[0].owner_only = true;
@@ -33,7 +13,8 @@ registry::registry(std::size_t workers)
 void registry::add(task_header* t, std::size_t index) {
   assert(index < shard_count_);
   shard& s = shards_[index];
-  shard_guard guard(s.lock, s.owner_only);
+  std::unique_lock guard(s.lock, std::defer_lock);
+  if (!s.owner_only) guard.lock();  // registry.hpp: only the owner touches an owner_only shard
   t->reg_shard = static_cast<std::uint32_t>(index);
   t->reg_prev = nullptr;
   t->reg_next = s.head;
@@ -45,7 +26,8 @@ void registry::add(task_header* t, std::size_t index) {
 
 void registry::remove(task_header* t) noexcept {
   shard& s = shards_[t->reg_shard];
-  shard_guard guard(s.lock, s.owner_only);
+  std::unique_lock guard(s.lock, std::defer_lock);
+  if (!s.owner_only) guard.lock();
   if (!t->registered) return;
   if (t->reg_prev) {
     t->reg_prev->reg_next = t->reg_next;
