@@ -183,8 +183,8 @@ class recv_awaiter : simple_wait {
   recv_awaiter(recv_awaiter&& other) noexcept : recv_awaiter(*other.ch_) {}
   ~recv_awaiter() { unlink(); }  // before rw_ goes
 
-  bool await_ready() noexcept { return try_now(); }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  bool await_ready() noexcept { return false; }  // suspend() attempts first
+  bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
   /// The value; nullopt once every sender is gone (or the channel was closed) and it is empty.
   /// Throws corio::operation_cancelled if the task was cancelled while waiting (nothing taken).
   std::optional<T> await_resume() {
@@ -242,8 +242,8 @@ class send_awaiter : simple_wait {
   send_awaiter(send_awaiter&& other) : send_awaiter(*other.ch_, std::move(other.value_)) {}
   ~send_awaiter() { unlink(); }
 
-  bool await_ready() noexcept { return try_now(); }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  bool await_ready() noexcept { return false; }  // suspend() attempts first
+  bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
   /// Throws corio::channel_closed if the channel closed for senders first, or
   /// corio::operation_cancelled if the task was cancelled while waiting; the value was not sent.
   void await_resume() {

@@ -92,8 +92,8 @@ class completion_queue {
    public:
     /// Made by next().
     explicit next_op(detail::child_group& g) noexcept : group_wait(g, kind::next_event, true) {}
-    bool await_ready() noexcept { return try_now(); }
-    void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+    bool await_ready() noexcept { return false; }  // suspend() attempts first
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
     /// Throws operation_cancelled if the waiting task was cancelled (no event is lost: it
     /// stays queued for the next call).
     std::optional<event> await_resume() {

@@ -101,8 +101,8 @@ class children_wait : simple_wait {
  public:
   explicit children_wait(select_state& st) noexcept;
   ~children_wait() { unlink(); }
-  bool await_ready() noexcept { return try_now(); }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  bool await_ready() noexcept { return false; }  // suspend() attempts first
+  bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
   void await_resume() noexcept { (void)finish(); }
 
  private:

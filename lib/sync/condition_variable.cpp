@@ -36,7 +36,7 @@ class condition_variable::notify_wait : public detail::simple_wait {
     simple_wait::enroll = &condition_variable::enroll;
   }
   bool await_ready() noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
   /// True if notified, false if cancelled (then unlinked).
   bool await_resume() noexcept { return finish(); }
 

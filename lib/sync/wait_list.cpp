@@ -1,13 +1,16 @@
 // The waiting machinery of channels, sync primitives and select (wait_list.hpp).
 //
-// A coroutine's wait on one primitive (simple_wait):
-//  1. await_ready: under the primitive's lock, attempt() the operation. Done: no suspension.
-//  2. await_suspend defers step 3 to the worker, after the coroutine has fully suspended: once
-//     the enrollment is visible, another thread may resume the coroutine at any moment.
-//  3. Under the lock: attempt() again (the state may have changed meanwhile); else begin_wait
-//     (the cancellable wait point) and enroll(). Unlock. From here on only a waker (under the
-//     lock) or the cancel action (on this worker) decide, by claiming the target.
-//  4. On resumption, finish(): claimed by a waker -> the operation was completed for us, and the
+// A coroutine's wait on one primitive (simple_wait), from its await_suspend (await_ready says
+// no: the attempt and the enrollment share one lock acquisition):
+//  1. Under the primitive's lock, attempt() the operation. Done: unlock and resume at once.
+//  2. Else, still under the lock, begin_wait (the cancellable wait point) and enroll(). Unlock.
+//     From here on only a waker (under the lock) or the cancel action (on this worker) decide,
+//     by claiming the target. With several workers, step 2 is deferred to the worker until the
+//     coroutine has fully suspended (once the enrollment is visible, another worker may resume
+//     it at any moment); the lock stays held across that short hand-over, so that the attempt's
+//     verdict still holds. Nothing else runs on the worker in between: a resumption ends with
+//     one suspension, which defers at most one action, and the worker runs it first.
+//  3. On resumption, finish(): claimed by a waker -> the operation was completed for us, and the
 //     waker unlinked us; we take the lock once, which waits until the waker, who woke us while
 //     holding it, let go of the primitive. Cancelled -> unlink ourselves under the lock.
 //
@@ -110,26 +113,26 @@ void cancel_wait(wait_point* p, worker& w) noexcept {
   w.schedule_local(&t->node);
 }
 
-void enroll_simple(deferred_action* a, worker& w) noexcept {
+// Step 2, under the lock that attempted: false if the task was cancelled before the wait began
+// (nothing enrolled; the awaiter reports it).
+bool enroll_locked(simple_wait& s, worker& w) noexcept {
+  s.cancel = &cancel_wait;
+  if (s.cancellable && !begin_wait(w, s.node.task, &s, wait_kind::sync)) {
+    s.lock->unlock();
+    s.state.store(wait_target::cancelled_state, std::memory_order_relaxed);
+    s.cancelled = true;
+    s.settled = true;  // never enrolled
+    return false;
+  }
+  s.enroll(&s);
+  s.lock->unlock();
+  return true;
+}
+
+// Step 2 with several workers: runs once the coroutine has suspended, the lock still held.
+void enroll_deferred(deferred_action* a, worker& w) noexcept {
   auto* s = static_cast<simple_wait*>(a);
-  s->lock->lock();
-  if (s->attempt(s)) {
-    s->lock->unlock();
-    s->state.store(0, std::memory_order_relaxed);  // completed by ourselves
-    s->completed_here = true;
-    w.schedule_local(&s->node);
-    return;
-  }
-  s->cancel = &cancel_wait;
-  if (s->cancellable && !begin_wait(w, s->node.task, s, wait_kind::sync)) {
-    s->lock->unlock();
-    s->state.store(wait_target::cancelled_state, std::memory_order_relaxed);
-    s->cancelled = true;
-    w.schedule_local(&s->node);
-    return;
-  }
-  s->enroll(s);
-  s->lock->unlock();
+  if (!enroll_locked(*s, w)) w.schedule_local(&s->node);
 }
 
 }  // namespace
@@ -146,20 +149,17 @@ void wake(wait_target& t) noexcept {
   schedule_target(t);
 }
 
-bool simple_wait::try_now() noexcept {
+bool simple_wait::suspend(std::coroutine_handle<> h) {
   lock->lock();
-  bool done = attempt(this);
-  lock->unlock();
-  if (done) {
+  if (attempt(this)) {
+    lock->unlock();
     state.store(0, std::memory_order_relaxed);
     completed_here = true;
+    return false;
   }
-  return done;
-}
-
-void simple_wait::suspend(std::coroutine_handle<> h) {
   worker* w = current_worker();
   if (w == nullptr) {
+    lock->unlock();
     throw std::logic_error(
         "corio: a channel or sync primitive can only be awaited by a task on a worker thread; "
         "use its blocking form elsewhere");
@@ -170,11 +170,11 @@ void simple_wait::suspend(std::coroutine_handle<> h) {
     // The enrollment waits for the coroutine to have suspended only because a waker on another
     // worker could resume it earlier. A runtime with one worker has no other thread that resumes
     // tasks (a foreign waker or a cancellation schedules through this worker), so it enrolls now.
-    enroll_simple(this, *w);
-    return;
+    return enroll_locked(*this, *w);
   }
-  run = &enroll_simple;
-  w->defer(this);
+  run = &enroll_deferred;
+  w->defer(this);  // step 2, holding the lock
+  return true;
 }
 
 bool simple_wait::finish_after_wait() noexcept {

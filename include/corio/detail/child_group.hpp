@@ -249,8 +249,8 @@ class all_finished : group_wait {
  public:
   all_finished(child_group& g, bool is_cancellable) noexcept
       : group_wait(g, kind::all_finished, is_cancellable) {}
-  bool await_ready() noexcept { return try_now(); }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  bool await_ready() noexcept { return false; }  // suspend() attempts first
+  bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
   bool await_resume() noexcept { return simple_wait::finish(); }
 };
 

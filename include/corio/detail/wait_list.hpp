@@ -154,11 +154,11 @@ struct simple_wait : wait_target, waiter {
   /// enrollment behind.
   ~simple_wait() { unlink(); }
 
-  /// Under the lock: try to complete at once (the await_ready of the primitive's awaiter).
-  bool try_now() noexcept;
-  /// Suspends `h`: once it has suspended, tries again, else registers the cancellable wait and
-  /// enrolls. Throws std::logic_error off a worker thread.
-  void suspend(std::coroutine_handle<> h);
+  /// The await_suspend of the primitive's awaiter, whose await_ready returns false: completes the
+  /// operation at once if it can (false: `h` resumes now), else registers the cancellable wait
+  /// and enrolls (true). A task cancelled before the wait began also resumes at once, and
+  /// finish() reports it. Throws std::logic_error off a worker thread, where it would have to wait.
+  bool suspend(std::coroutine_handle<> h);
   /// After resuming: true if the wait completed, false if it was cancelled (then unlinked).
   /// When a waker completed it, first takes and releases the lock once: the waker wakes us while
   /// it holds the lock, and once we got it the waker is done with the primitive -- which may

@@ -37,8 +37,8 @@ class barrier {
     explicit arrive_awaiter(barrier& b) noexcept;
     /// Withdraws the arrival of a frame destroyed while waiting.
     ~arrive_awaiter();
-    bool await_ready() noexcept { return try_now(); }
-    void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+    bool await_ready() noexcept { return false; }  // suspend() attempts first
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
     /// True for the phase's leader. Throws corio::operation_cancelled if the task was cancelled
     /// while waiting and its arrival could be withdrawn (see the class comment).
     bool await_resume();

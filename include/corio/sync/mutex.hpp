@@ -72,8 +72,8 @@ class mutex {
     /// Gives the mutex back if it was handed to this waiter but the waiting frame is destroyed
     /// before resuming (shutdown); unlinks a waiter still enrolled.
     ~lock_awaiter();
-    bool await_ready() noexcept { return try_now(); }
-    void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+    bool await_ready() noexcept { return false; }  // suspend() attempts first
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
     /// The guard of the now-owned mutex. Throws corio::operation_cancelled if the task was
     /// cancelled while waiting; the mutex is then not owned.
     guard await_resume();

@@ -26,8 +26,8 @@ class semaphore {
    public:
     /// Made by acquire().
     explicit acquire_awaiter(semaphore& s) noexcept;
-    bool await_ready() noexcept { return try_now(); }
-    void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+    bool await_ready() noexcept { return false; }  // suspend() attempts first
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
     /// Throws corio::operation_cancelled if the task was cancelled while waiting (no permit
     /// taken).
     void await_resume();

@@ -122,8 +122,8 @@ class shared_mutex {
    public:
     /// Made by lock().
     explicit lock_awaiter(shared_mutex& m) noexcept : wait_op(m, true) {}
-    bool await_ready() noexcept { return try_now(); }
-    void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+    bool await_ready() noexcept { return false; }  // suspend() attempts first
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
     /// The exclusive guard. Throws corio::operation_cancelled if the task was cancelled while
     /// waiting; nothing is then held.
     guard await_resume();
@@ -137,8 +137,8 @@ class shared_mutex {
    public:
     /// Made by lock_shared().
     explicit lock_shared_awaiter(shared_mutex& m) noexcept : wait_op(m, false) {}
-    bool await_ready() noexcept { return try_now(); }
-    void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+    bool await_ready() noexcept { return false; }  // suspend() attempts first
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
     /// The shared guard. Throws corio::operation_cancelled if the task was cancelled while
     /// waiting; nothing is then held.
     shared_guard await_resume();

@@ -28,8 +28,8 @@ class wait_group {
    public:
     /// Made by wait().
     explicit wait_awaiter(wait_group& g) noexcept;
-    bool await_ready() noexcept { return try_now(); }
-    void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+    bool await_ready() noexcept { return false; }  // suspend() attempts first
+    bool await_suspend(std::coroutine_handle<> h) { return suspend(h); }
     /// Throws corio::operation_cancelled if the task was cancelled while waiting.
     void await_resume();
 
