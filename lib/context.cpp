@@ -1,5 +1,9 @@
 #include "context.hpp"
 
+#include <fmt/format.h>
+
+#include <stdexcept>
+
 namespace corio::detail {
 namespace {
 thread_local constinit worker* tls_worker = nullptr;
@@ -11,6 +15,11 @@ worker* current_worker() noexcept {
 }
 runtime_core* current_runtime() noexcept {
   return tls_runtime;
+}
+
+void throw_not_on_worker(const char* what) {
+  throw std::logic_error(fmt::format(
+      "corio: {} can only be awaited by a task running on a corio runtime worker", what));
 }
 
 thread_context::thread_context(runtime_core* rt, worker* w) noexcept

@@ -16,6 +16,17 @@ class runtime_core;
 /// The runtime this thread belongs to: a worker's, or the one a blocking-pool thread serves.
 [[gnu::noinline]] runtime_core* current_runtime() noexcept;
 
+[[noreturn, gnu::cold]] void throw_not_on_worker(const char* what);
+/// The calling thread's worker, for an awaiter that must suspend on one: throws std::logic_error
+/// naming `what` (the awaitable, "nop()") off a worker. Inline, so the check costs a test: the
+/// thread-local itself is still read out of line.
+inline worker& require_worker(const char* what) {
+  worker* w = current_worker();
+  if (w == nullptr) [[unlikely]]
+    throw_not_on_worker(what);
+  return *w;
+}
+
 /// Sets (or clears) both for the calling thread; returns the previous values through the guard.
 class thread_context {
  public:

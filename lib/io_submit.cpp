@@ -195,19 +195,10 @@ void zero_copy_complete(io_op* op, std::int32_t res, std::uint32_t flags, worker
   io_complete(op, res, flags, w);
 }
 
-worker& require_worker_for(const char* what) {
-  worker* w = current_worker();
-  if (w == nullptr) {
-    throw std::logic_error(fmt::format(
-        "corio: {} can only be awaited by a task running on a corio runtime worker", what));
-  }
-  return *w;
-}
-
 }  // namespace
 
 bool submit_io(io_state& s, std::coroutine_handle<> h) {
-  worker& w = require_worker_for(s.args.what);
+  worker& w = require_worker(s.args.what);
   io_args& a = s.args;
   s.node.handle = h;
   s.node.task = w.current_task();

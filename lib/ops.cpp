@@ -24,15 +24,6 @@ namespace corio::detail {
 
 namespace {
 
-worker& require_worker(const char* what) {
-  worker* w = current_worker();
-  if (w == nullptr) {
-    throw std::logic_error(fmt::format(
-        "corio: {} can only be awaited by a task running on a corio runtime worker", what));
-  }
-  return *w;
-}
-
 void nop_complete(io_op* op, std::int32_t res, std::uint32_t, worker& w) noexcept {
   auto* s = static_cast<nop_state*>(op);
   s->res = res;
