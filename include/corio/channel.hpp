@@ -99,8 +99,8 @@ class channel_core {
   /// `value` only when it returns sent. `self` (a select's own target) is never paired with.
   send_status send_locked(T& value, const wait_target* self = nullptr) {
     if (send_closed()) return send_status::closed;
-    auto* r = static_cast<recv_waiter<T>*>(
-        receivers_.pop_claimed_if([self](waiter* w) { return w->target != self; }));
+    auto* r = static_cast<recv_waiter<T>*>(self != nullptr ? receivers_.pop_claimed_except(self)
+                                                           : receivers_.pop_claimed());
     if (r != nullptr) {
       r->slot.emplace(std::move(value));
       r->done = true;

@@ -73,10 +73,49 @@ void wait_list::remove(waiter* w) noexcept {
   w->linked = false;
 }
 
-waiter* wait_list::pop_claimed() noexcept {
+namespace {
+
+// claim() by a waker, which holds the lock of the primitive the enrollment is in. A target with an
+// owner (a simple_wait, enrolled in one primitive) has two kinds of claimers: wakers under that
+// lock, which the caller holds, and its cancel action, which runs on the owner's thread. So on that
+// thread a plain load and store decide; elsewhere, and for a select (which other threads claim
+// under other locks), the compare-and-swap does.
+bool claim_by_waker(waiter& w) noexcept {
+  wait_target& t = *w.target;
+  if (t.owner == nullptr || t.owner != current_worker()) return t.claim(w.branch);
+  if (t.state.load(std::memory_order_relaxed) != wait_target::pending) return false;
+  t.state.store(w.branch, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace
+
+waiter* wait_list::claim_from_front() noexcept {
   while (waiter* w = head_) {
-    remove(w);
-    if (w->target->claim(w->branch)) return w;
+    // remove(w), for the head
+    head_ = w->list_next;
+    if (head_ != nullptr) {
+      head_->list_prev = nullptr;
+    } else {
+      tail_ = nullptr;
+    }
+    w->list_next = nullptr;
+    w->linked = false;
+    if (claim_by_waker(*w)) return w;
+  }
+  return nullptr;
+}
+
+waiter* wait_list::claim_except(const wait_target* self) noexcept {
+  for (waiter* w = head_; w != nullptr;) {
+    waiter* next = w->list_next;
+    if (w->target->outcome() != wait_target::pending) {
+      remove(w);
+    } else if (w->target != self && claim_by_waker(*w)) {
+      remove(w);
+      return w;
+    }
+    w = next;
   }
   return nullptr;
 }
@@ -117,6 +156,7 @@ void cancel_wait(wait_point* p, worker& w) noexcept {
 // (nothing enrolled; the awaiter reports it).
 bool enroll_locked(simple_wait& s, worker& w) noexcept {
   s.cancel = &cancel_wait;
+  s.owner = &w;
   if (s.cancellable && !begin_wait(w, s.node.task, &s, wait_kind::sync)) {
     s.lock->unlock();
     s.state.store(wait_target::cancelled_state, std::memory_order_relaxed);

@@ -77,6 +77,10 @@ struct wait_target : deferred_action, wait_point {
   /// The worker whose thread woke the coroutine (null: a thread outside the runtime), written by
   /// the waker before it schedules the coroutine, read by the coroutine once resumed.
   worker* woken_on = nullptr;
+  /// A simple_wait's worker, written when it enrolls (under the primitive's lock): the thread of
+  /// its cancel action, where a waker claims it without an atomic read-modify-write
+  /// (wait_list::pop_claimed). Null for a blocked thread and a select.
+  worker* owner = nullptr;
 
   /// Claims the target for `branch`; false if its wait already ended another way.
   bool claim(int branch) noexcept {
@@ -98,25 +102,19 @@ class wait_list {
   /// Unlinks enrollments from the front until one's target is claimed for it, and returns that
   /// one (the caller then completes its operation and calls wake()); nullptr if none. The
   /// enrollments skipped belong to waits that ended otherwise: their owners find them unlinked.
-  waiter* pop_claimed() noexcept;
-  /// Like pop_claimed, but only if `accept(w)` says so first (a rendezvous must not pair a
-  /// select's send with its own receive). Enrollments it refuses stay linked.
-  template <class F>
-  waiter* pop_claimed_if(F&& accept) noexcept {
-    for (waiter* w = head_; w != nullptr;) {
-      waiter* next = w->list_next;
-      if (w->target->outcome() != wait_target::pending) {
-        remove(w);
-      } else if (accept(w) && w->target->claim(w->branch)) {
-        remove(w);
-        return w;
-      }
-      w = next;
-    }
-    return nullptr;
+  /// Call it under the primitive's lock.
+  waiter* pop_claimed() noexcept { return head_ != nullptr ? claim_from_front() : nullptr; }
+  /// Like pop_claimed, but passes over the enrollments of `self` (a rendezvous must not pair a
+  /// select's send with its own receive). Those stay linked.
+  waiter* pop_claimed_except(const wait_target* self) noexcept {
+    return head_ != nullptr ? claim_except(self) : nullptr;
   }
 
  private:
+  // Out of line, for a list that is not empty.
+  waiter* claim_from_front() noexcept;
+  waiter* claim_except(const wait_target* self) noexcept;
+
   waiter* head_ = nullptr;
   waiter* tail_ = nullptr;
 };
