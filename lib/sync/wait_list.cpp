@@ -92,15 +92,7 @@ bool claim_by_waker(waiter& w) noexcept {
 
 waiter* wait_list::claim_from_front() noexcept {
   while (waiter* w = head_) {
-    // remove(w), for the head
-    head_ = w->list_next;
-    if (head_ != nullptr) {
-      head_->list_prev = nullptr;
-    } else {
-      tail_ = nullptr;
-    }
-    w->list_next = nullptr;
-    w->linked = false;
+    remove(w);
     if (claim_by_waker(*w)) return w;
   }
   return nullptr;
