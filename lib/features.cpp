@@ -46,6 +46,7 @@ constexpr named_flag flags[] = {
     {"op_uring_cmd", &kernel_features::op_uring_cmd},
     {"multishot_accept", &kernel_features::multishot_accept},
     {"buffer_ring", &kernel_features::buffer_ring},
+    {"membarrier", &kernel_features::membarrier},
 };
 
 }  // namespace

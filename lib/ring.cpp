@@ -4,9 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -205,6 +207,7 @@ struct disabled_features {
   bool ext_arg = false;
   bool register_ring_fd = false;
   bool send_zc = false;  // the opcode probe's answer for IORING_OP_SEND_ZC
+  bool membarrier = false;
 };
 
 disabled_features test_disabled_features() {
@@ -235,11 +238,13 @@ disabled_features test_disabled_features() {
       d.register_ring_fd = true;
     } else if (name == "send_zc") {
       d.send_zc = true;
+    } else if (name == "membarrier") {
+      d.membarrier = true;
     } else {
       throw std::invalid_argument(fmt::format(
           "corio: CORIO_TEST_DISABLE_FEATURES names an unknown feature '{}' (known: "
           "single_issuer, defer_taskrun, coop_taskrun, taskrun_flag, msg_ring, cancel_any, "
-          "ext_arg, register_ring_fd, send_zc)",
+          "ext_arg, register_ring_fd, send_zc, membarrier)",
           name));
     }
   }
@@ -334,6 +339,9 @@ kernel_features probe_kernel(const ring_config& config) {
       exit_ring(t);
     }
   }
+  // Registration is per process and idempotent; spin_lock's bias needs it (wait_list.hpp).
+  f.membarrier = !disabled.membarrier &&
+                 ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
   return f;
 }
 

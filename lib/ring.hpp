@@ -38,8 +38,9 @@ struct kernel_features : corio::kernel_features {
 ///
 /// For tests, the environment variable CORIO_TEST_DISABLE_FEATURES (comma-separated names of
 /// single_issuer, defer_taskrun, coop_taskrun, taskrun_flag, msg_ring, cancel_any, ext_arg,
-/// register_ring_fd) makes the probe behave as if the kernel lacked them: setup flags are treated
-/// as refused (EINVAL), the rest as absent. An unknown name throws std::invalid_argument.
+/// register_ring_fd, send_zc, membarrier) makes the probe behave as if the kernel lacked them:
+/// setup flags are treated as refused (EINVAL), the rest as absent. An unknown name throws
+/// std::invalid_argument.
 kernel_features probe_kernel(const ring_config& config);
 
 /// One io_uring. Not thread-safe: every member is owner-only, except fd() (read by peers that

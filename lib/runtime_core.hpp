@@ -64,6 +64,9 @@ class runtime_core {
   idle_set& idle() noexcept { return idle_; }
   blocking_pool& blocking() noexcept { return blocking_; }
   const kernel_features& features() const noexcept { return features_; }
+  /// Whether primitives made on its worker bias their spin_lock to it (wait_list.hpp): one
+  /// worker, and a kernel with membarrier, for which probe_kernel registered the process.
+  bool home_biased_locks() const noexcept { return workers_.size() == 1 && features_.membarrier; }
   const ring_config& ring_settings() const noexcept { return ring_config_; }
   const runtime_options& options() const noexcept { return options_; }
   runtime_stats stats() const;

@@ -72,7 +72,7 @@ class channel_core {
 
   explicit channel_core(std::size_t capacity) : capacity_(capacity) {}
 
-  mutable spin_lock lock;
+  mutable spin_lock lock{spin_lock::home_bias};
 
   // ---- under `lock` ----
   /// Completes a receive now if it can: a value into `out` (true), or the channel is closed and

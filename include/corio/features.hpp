@@ -76,6 +76,12 @@ struct kernel_features {
   /// IORING_REGISTER_PBUF_RING (5.19): provided-buffer rings. Found by registering one; a refusal
   /// for lack of lockable memory (ENOMEM: RLIMIT_MEMLOCK, unprivileged) still counts as known.
   bool buffer_ring = false;
+
+  // ---- beyond io_uring ----
+  /// membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) (4.14), for which the runtime registered the
+  /// process. A one-worker runtime then biases the locks of its channels and sync primitives to
+  /// its worker's thread, which takes them without a locked instruction (docs/design.md).
+  bool membarrier = false;
 };
 
 /// One line of `name=yes|no` for every field, after `kernel=<release>`.

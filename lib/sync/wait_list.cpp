@@ -24,8 +24,13 @@
 #include "../task_header.hpp"
 #include "../worker.hpp"
 
+#include <linux/membarrier.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <exception>
 #include <stdexcept>
 
 namespace corio::detail {
@@ -42,6 +47,33 @@ void spin_lock::lock_slow() noexcept {
       }
     }
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
+  }
+}
+
+std::uintptr_t spin_lock::bias_home() noexcept {
+  worker* w = current_worker();
+  if (w == nullptr || !w->runtime().home_biased_locks()) return 0;
+  return this_thread_tag();
+}
+
+void spin_lock::revoke_bias() noexcept {
+  biased_.store(false, std::memory_order_relaxed);
+  // After the barrier, the home thread either made its store of home_busy_ = true visible to us
+  // (we wait below), or it has not yet read biased_, and will read false and take locked_, which
+  // we hold. The runtime registered the process for this command (probe_kernel), and the
+  // registration is never undone.
+  if (::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+    std::perror("corio: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration");
+    std::terminate();
+  }
+  // Acquire pairs with the home thread's release of home_busy_: its critical section, if it was
+  // in one, happened before ours.
+  for (unsigned spins = 0; home_busy_.load(std::memory_order_acquire); ++spins) {
+    if (spins < 64) {
+      __builtin_ia32_pause();
+    } else {
+      sched_yield();
+    }
   }
 }
 

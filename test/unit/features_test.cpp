@@ -116,6 +116,7 @@ TEST_SUITE("features") {
     CHECK(f.multishot_accept);
     CHECK(f.buffer_ring);
     CHECK(f.taskrun_flag);
+    CHECK(f.membarrier);  // since 4.14
     if (kernel_at_least(6, 1)) {
       CHECK(f.single_issuer);
       CHECK(f.defer_taskrun);
@@ -159,7 +160,7 @@ TEST_SUITE("features") {
           "op_connect=",       "op_shutdown=",      "op_socket=",     "op_send_zc=",
           "op_sendmsg_zc=",    "op_openat=",        "op_close=",      "op_statx=",
           "op_fsync=",         "op_fallocate=",     "op_splice=",     "op_provide_buffers=",
-          "op_uring_cmd=",     "multishot_accept=", "buffer_ring="}) {
+          "op_uring_cmd=",     "multishot_accept=", "buffer_ring=",   "membarrier="}) {
       CHECK_MESSAGE(a.find(std::string(" ") + name) != std::string::npos, name);
     }
     if (kernel_at_least(6, 1)) {

@@ -131,7 +131,7 @@ class child_group {
   static void enroll_next_event(simple_wait* w) noexcept;
 
   std::atomic<std::size_t> refs_{1};
-  mutable spin_lock lock_;
+  mutable spin_lock lock_{spin_lock::home_bias};
   // Guarded by lock_:
   group_child* running_ = nullptr;     // children started and not finished, newest first
   group_child* ready_head_ = nullptr;  // completion_queue: finished children, in finishing order

@@ -11,21 +11,90 @@
 
 namespace corio::detail {
 
+/// An identity of the calling thread: its thread pointer, never 0. Read with a volatile asm so
+/// that a compiler cannot reuse one read across a coroutine's suspension (it may resume on
+/// another thread).
+inline std::uintptr_t this_thread_tag() noexcept {
+#if defined(__x86_64__)
+  std::uintptr_t t;
+  asm volatile("mov %%fs:0, %0" : "=r"(t));
+  return t;
+#else
+  return reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
+#endif
+}
+
 /// The lock of one primitive. Critical sections are a few dozen instructions and never block, so
 /// a waiter spins (with a pause, then yielding the CPU after a while) instead of parking.
+///
+/// Home bias. A lock constructed with `home_bias` on the only worker of a one-worker runtime
+/// belongs to that worker's thread, its home, as long as no other thread takes it: there, lock()
+/// and unlock() are plain stores to `home_busy_`, a flag only the home thread writes, and no
+/// locked instruction. The first other thread to take it revokes the bias for good
+/// (revoke_bias): holding the real lock `locked_`, it clears `biased_`, runs a process-wide
+/// memory barrier (membarrier, which makes the home thread's store to `home_busy_` visible or
+/// its later read of `biased_` see the clear) and waits for `home_busy_` to drop. From then on
+/// every thread, home included, takes `locked_`.
+///
+/// The revoker waits for the home thread to leave one critical section, which never blocks:
+/// the home thread holds a second primitive's lock only inside a select, which takes locks in
+/// address order, and a revoker inside a select holds only locks earlier in that order. Only a
+/// one-worker runtime biases (its tasks never change threads); with several workers, a task
+/// that moved would revoke the lock of every primitive it touches, a system call each.
 class spin_lock {
  public:
-  void lock() noexcept {
-    // Acquire pairs with unlock's release: the holder sees the previous holder's writes.
-    if (!locked_.exchange(true, std::memory_order_acquire)) return;
-    lock_slow();
+  struct home_bias_t {};
+  static constexpr home_bias_t home_bias{};
+
+  spin_lock() noexcept = default;
+  /// Biased to the calling thread if it is the worker of a one-worker runtime whose kernel
+  /// offers membarrier (kernel_features::membarrier); otherwise a plain spin lock.
+  explicit spin_lock(home_bias_t) noexcept : home_(bias_home()) {
+    biased_.store(home_ != 0, std::memory_order_relaxed);
   }
-  bool try_lock() noexcept { return !locked_.exchange(true, std::memory_order_acquire); }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  spin_lock(const spin_lock&) = delete;
+  spin_lock& operator=(const spin_lock&) = delete;
+
+  void lock() noexcept {
+    if (lock_at_home()) return;
+    // Acquire pairs with unlock's release: the holder sees the previous holder's writes.
+    if (locked_.exchange(true, std::memory_order_acquire)) lock_slow();
+    if (biased_.load(std::memory_order_relaxed)) revoke_bias();
+  }
+  void unlock() noexcept {
+    // `home_busy_` is set only on the home thread, and there only while that thread holds the
+    // lock through the bias (another thread may see it set at any time).
+    if (home_ == this_thread_tag() && home_busy_.load(std::memory_order_relaxed)) {
+      home_busy_.store(false, std::memory_order_release);  // pairs with revoke_bias's acquire
+      return;
+    }
+    locked_.store(false, std::memory_order_release);
+  }
+  /// Still biased to its home thread (tests).
+  bool biased() const noexcept { return biased_.load(std::memory_order_relaxed); }
 
  private:
+  bool lock_at_home() noexcept {
+    if (home_ != this_thread_tag()) return false;  // home_ == 0: never biased
+    home_busy_.store(true, std::memory_order_relaxed);
+    // Only against the compiler: the revoker's membarrier orders this store before the load
+    // below on the CPU.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (biased_.load(std::memory_order_relaxed)) return true;
+    // Release: a revoker that reads this false also sees the last biased critical section.
+    home_busy_.store(false, std::memory_order_release);
+    return false;
+  }
+  static std::uintptr_t bias_home() noexcept;
   void lock_slow() noexcept;
+  /// Under locked_: ends the bias, then waits until the home thread is out of its critical
+  /// section.
+  void revoke_bias() noexcept;
+
+  std::uintptr_t home_ = 0;  // this_thread_tag() of the home thread; 0: not biased. Immutable.
   std::atomic<bool> locked_{false};
+  std::atomic<bool> home_busy_{false};  // written by the home thread only
+  std::atomic<bool> biased_{false};     // true -> false once, by a revoker holding locked_
 };
 
 struct wait_target;

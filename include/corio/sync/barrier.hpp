@@ -66,7 +66,7 @@ class barrier {
 
   const std::size_t participants_;
   // Lock order: this lock, then a task's cancel lock.
-  mutable detail::spin_lock lock_;
+  mutable detail::spin_lock lock_{detail::spin_lock::home_bias};
   std::size_t arrived_ = 0;       // guarded by lock_: == the waiters linked, < participants_
   std::uint64_t generation_ = 0;  // guarded by lock_
   detail::wait_list waiters_;     // guarded by lock_: this phase's arrivals

@@ -55,7 +55,7 @@ class condition_variable {
 
   // Lock order: this lock, then a mutex's lock (enroll releases the mutex under it), then a task's
   // cancel lock.
-  detail::spin_lock lock_;
+  detail::spin_lock lock_{detail::spin_lock::home_bias};
   detail::wait_list waiters_;  // guarded by lock_
 };
 

@@ -51,7 +51,7 @@ class event {
   static void enroll(detail::simple_wait* w) noexcept;
 
   // Lock order: this lock, then a task's cancel lock.
-  mutable detail::spin_lock lock_;
+  mutable detail::spin_lock lock_{detail::spin_lock::home_bias};
   bool set_;                   // guarded by lock_
   detail::wait_list waiters_;  // guarded by lock_; empty of live waiters while set_
 };

@@ -103,7 +103,7 @@ class mutex {
   void unlock_locked() noexcept;
 
   // Lock order: a condition_variable's lock, then this one, then a task's cancel lock.
-  detail::spin_lock lock_;
+  detail::spin_lock lock_{detail::spin_lock::home_bias};
   bool locked_ = false;        // guarded by lock_; owned by a guard or handed to a claimed waiter
   detail::wait_list waiters_;  // guarded by lock_
 };

@@ -52,7 +52,7 @@ class semaphore {
   static bool attempt(detail::simple_wait* w) noexcept;
   static void enroll(detail::simple_wait* w) noexcept;
 
-  mutable detail::spin_lock lock_;
+  mutable detail::spin_lock lock_{detail::spin_lock::home_bias};
   std::size_t count_;          // guarded by lock_
   detail::wait_list waiters_;  // guarded by lock_
 };

@@ -174,7 +174,7 @@ class shared_mutex {
   void unlock_shared() noexcept;
 
   // Lock order: this lock, then a task's cancel lock.
-  detail::spin_lock lock_;
+  detail::spin_lock lock_{detail::spin_lock::home_bias};
   bool writer_ = false;      // guarded by lock_: held exclusively (by a guard or a claimed waiter)
   std::size_t readers_ = 0;  // guarded by lock_: shares held (by guards or claimed waiters)
   detail::wait_list waiters_;  // guarded by lock_: both kinds, in arrival order

@@ -56,7 +56,7 @@ class wait_group {
   static void enroll(detail::simple_wait* w) noexcept;
 
   // Lock order: this lock, then a task's cancel lock.
-  mutable detail::spin_lock lock_;
+  mutable detail::spin_lock lock_{detail::spin_lock::home_bias};
   std::ptrdiff_t count_ = 0;   // guarded by lock_; never negative
   detail::wait_list waiters_;  // guarded by lock_; empty of live waiters while count_ == 0
 };

@@ -1,0 +1,182 @@
+// The spin lock of channels and sync primitives, and its home bias (detail/wait_list.hpp).
+// Invariants: a lock made with home_bias on the worker of a one-worker runtime is biased to that
+// thread, and on no other kind of thread or runtime, nor without membarrier; whichever threads
+// take it, at most one holds it at a time, also while another thread revokes the bias in the
+// middle of the home thread's critical sections; after a revocation it stays unbiased.
+#include <doctest/doctest.h>
+
+#include "../support/invariants.hpp"
+
+#include <corio/corio.hpp>
+#include <corio/detail/wait_list.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+using corio::task;
+using corio::detail::spin_lock;
+using corio::test::scaled;
+
+namespace {
+
+// Sets CORIO_TEST_DISABLE_FEATURES for the runtimes constructed in its scope.
+struct disable_features {
+  explicit disable_features(const char* names) { setenv("CORIO_TEST_DISABLE_FEATURES", names, 1); }
+  ~disable_features() { unsetenv("CORIO_TEST_DISABLE_FEATURES"); }
+  disable_features(const disable_features&) = delete;
+  disable_features& operator=(const disable_features&) = delete;
+};
+
+// Whether a lock made with home_bias by a task of a runtime with `workers` workers is biased.
+bool biased_on(std::size_t workers) {
+  corio::runtime rt{{.workers = workers}};
+  return rt.block_on([]() -> task<bool> {
+    spin_lock l{spin_lock::home_bias};
+    co_return l.biased();
+  }());
+}
+
+// One lock, a counter only ever touched under it, and a critical section wide enough that two
+// holders at once lose increments.
+struct guarded {
+  spin_lock lock{spin_lock::home_bias};
+  long counter = 0;
+  std::atomic<int> inside{0};
+  std::atomic<int> max_inside{0};
+
+  // `long_section`: this critical section outlasts the revoker's membarrier (about 10 us
+  // here), so that a revoker that did not wait for the home thread would overlap with it.
+  void increment(bool long_section) {
+    lock.lock();
+    int now = inside.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (now > max_inside.load(std::memory_order_relaxed)) max_inside.store(now);
+    long v = counter;
+    if (long_section) {
+      corio::test::spin_for(std::chrono::microseconds(40));
+    } else {
+      for (int i = 0; i < 20; ++i) __builtin_ia32_pause();
+    }
+    counter = v + 1;
+    inside.fetch_sub(1, std::memory_order_relaxed);
+    lock.unlock();
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("spin_lock") {
+  TEST_CASE("home_bias biases to the worker of a one-worker runtime only") {
+    CHECK(biased_on(1));
+    CHECK_FALSE(biased_on(2));
+    // Off any worker (this thread, before and after a session).
+    CHECK_FALSE(spin_lock{spin_lock::home_bias}.biased());
+    CHECK_FALSE(spin_lock{}.biased());
+    {
+      disable_features d("membarrier");
+      corio::runtime rt{{.workers = 1}};
+      CHECK_FALSE(rt.features().membarrier);
+      CHECK_FALSE(rt.block_on([]() -> task<bool> {
+        spin_lock l{spin_lock::home_bias};
+        co_return l.biased();
+      }()));
+    }
+  }
+
+  TEST_CASE("after a revocation every thread takes the real lock, the home thread too") {
+    corio::runtime rt{{.workers = 1}};
+    rt.block_on([]() -> task<> {
+      spin_lock l{spin_lock::home_bias};
+      REQUIRE(l.biased());
+      l.lock();  // biased
+      l.unlock();
+      std::atomic<bool> other_holds{false};
+      std::atomic<bool> release{false};
+      std::thread other([&] {
+        l.lock();  // revokes
+        other_holds.store(true);
+        while (!release.load()) {
+        }
+        l.unlock();
+      });
+      while (!other_holds.load()) {
+      }
+      CHECK_FALSE(l.biased());
+      // The home thread must now wait for the other thread's unlock.
+      std::atomic<bool> home_got{false};
+      std::thread releaser([&] {
+        corio::test::spin_for(std::chrono::milliseconds(20));
+        CHECK_FALSE(home_got.load());
+        release.store(true);
+      });
+      l.lock();
+      home_got.store(true);
+      CHECK(release.load());
+      l.unlock();
+      other.join();
+      releaser.join();
+      co_return;
+    }());
+  }
+
+  TEST_CASE("a plain thread revoking the bias mid-traffic never shares the lock") {
+    // Each round makes a fresh biased lock on the worker, then the worker and a plain thread
+    // both hammer it; the plain thread's first lock revokes the bias while the worker is inside
+    // (or about to enter) a critical section. Every increment must survive, and nobody may be
+    // inside together.
+    corio::runtime rt{{.workers = 1}};
+    const int rounds = static_cast<int>(scaled(200));
+    const int per_side = 1'000;
+    rt.block_on([](int rounds, int per_side) -> task<> {
+      for (int r = 0; r < rounds; ++r) {
+        auto g = std::make_unique<guarded>();
+        REQUIRE(g->lock.biased());
+        // Both sides start together: the thread says it runs, the worker says go.
+        std::atomic<int> phase{0};
+        std::thread other([&] {
+          phase.store(1);
+          while (phase.load() != 2) {
+          }
+          for (int i = 0; i < per_side; ++i) g->increment(false);
+        });
+        while (phase.load() != 1) {
+        }
+        phase.store(2);
+        for (int i = 0; i < per_side; ++i) g->increment(i % 8 == 0);
+        other.join();
+        CHECK(g->counter == 2 * per_side);
+        CHECK(g->max_inside.load() == 1);
+        CHECK_FALSE(g->lock.biased());
+        if (g->counter != 2 * per_side) break;
+      }
+      co_return;
+    }(rounds, per_side));
+  }
+
+  TEST_CASE("a channel made by a one-worker runtime's task serves a plain thread too") {
+    // The channels are biased to the worker; the thread's first operations revoke them while
+    // the task uses them. Every value comes back once, in order.
+    corio::runtime rt{{.workers = 1}};
+    const long n = scaled(20'000);
+    std::thread th;
+    rt.block_on([](long n, std::thread& th) -> task<> {
+      auto [tx, rx] = corio::make_channel<long>(8);
+      auto [back_tx, back_rx] = corio::make_channel<long>(8);
+      th = std::thread([n, tx = std::move(tx), back_rx = std::move(back_rx)]() mutable {
+        long expect = 1;
+        for (long i = 1; i <= n; ++i) {
+          tx.send_blocking(i);
+          if (i % 4 == 0) {
+            for (int k = 0; k < 4; ++k) CHECK(*back_rx.recv_blocking() == expect++);
+          }
+        }
+        { auto drop = std::move(tx); }
+        CHECK_FALSE(back_rx.recv_blocking().has_value());
+        CHECK(expect == n + 1);
+      });
+      while (auto v = co_await rx.recv()) co_await back_tx.send(*v);
+    }(n, th));
+    th.join();
+  }
+}
