@@ -117,6 +117,7 @@ bool claim_by_waker(waiter& w) noexcept {
   if (t.owner == nullptr || t.owner != current_worker()) return t.claim(w.branch);
   if (t.state.load(std::memory_order_relaxed) != wait_target::pending) return false;
   t.state.store(w.branch, std::memory_order_relaxed);
+  t.woken_on = t.owner;  // this thread's worker, found above: schedule_target needs no lookup
   return true;
 }
 
@@ -147,9 +148,13 @@ waiter* wait_list::claim_except(const wait_target* self) noexcept {
 namespace {
 
 // Called under the lock of the primitive the waiter enrolled in: its begin_wait happened before.
+// `woken_on` is null unless claim_by_waker already found this thread's worker.
 void schedule_target(wait_target& t) noexcept {
-  worker* w = current_worker();
-  t.woken_on = w;
+  worker* w = t.woken_on;
+  if (w == nullptr) {
+    w = current_worker();
+    t.woken_on = w;
+  }
   task_header* task = t.node.task;
   if (task == nullptr) {
     if (w != nullptr) w->schedule_local(&t.node);
