@@ -20,7 +20,7 @@ inline std::uintptr_t this_thread_tag() noexcept {
   asm volatile("mov %%fs:0, %0" : "=r"(t));
   return t;
 #else
-  return reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
+#error "corio: this_thread_tag (and spin_lock's pause) are written for x86-64 only"
 #endif
 }
 
@@ -36,11 +36,13 @@ inline std::uintptr_t this_thread_tag() noexcept {
 /// its later read of `biased_` see the clear) and waits for `home_busy_` to drop. From then on
 /// every thread, home included, takes `locked_`.
 ///
-/// The revoker waits for the home thread to leave one critical section, which never blocks:
-/// the home thread holds a second primitive's lock only inside a select, which takes locks in
-/// address order, and a revoker inside a select holds only locks earlier in that order. Only a
-/// one-worker runtime biases (its tasks never change threads); with several workers, a task
-/// that moved would revoke the lock of every primitive it touches, a system call each.
+/// The revoker waits for the home thread to leave its critical section, as it would wait for
+/// any holder to unlock, so the lock order that keeps plain spin locks free of deadlock (a
+/// condition_variable's lock before a mutex's, select's address order) does the same here.
+/// Only a one-worker runtime biases (its tasks never change threads); with several workers, a
+/// task that moved would revoke the lock of every primitive it touches, a system call each.
+/// A thread that starts after the home thread exited may get its thread pointer, and with it
+/// the home: still one thread at a time.
 class spin_lock {
  public:
   struct home_bias_t {};
