@@ -179,4 +179,62 @@ TEST_SUITE("spin_lock") {
     }(n, th));
     th.join();
   }
+
+  TEST_CASE("two one-worker runtimes select over each other's biased channels") {
+    // Round after round, each runtime's main task makes a channel, biased to its thread, and
+    // both sides then send and receive through selects over both channels. A select holds both
+    // channels' locks at once while the other thread revokes, or is revoked by, one of them: no
+    // deadlock (the watchdog), and every value arrives exactly once.
+    const int rounds = 50;
+    const long per_side = scaled(200);  // values each side sends per round
+    struct shared {
+      corio::sender<long> tx[2];
+      corio::receiver<long> rx[2];
+      std::atomic<int> made{0};
+      std::atomic<long> received{0};
+      std::atomic<long long> sum{0};
+    } sh;
+    auto side = [](int me, int rounds, long m, shared& sh) -> task<> {
+      for (int r = 0; r < rounds; ++r) {
+        // The other side copied the last round's channels: every value of it was received.
+        auto [tx, rx] = corio::make_channel<long>(4);
+        sh.tx[me] = std::move(tx);
+        sh.rx[me] = std::move(rx);
+        sh.made.fetch_add(1);
+        while (sh.made.load() < 2 * (r + 1))
+          co_await corio::sleep_for(std::chrono::microseconds(50));
+        corio::sender<long> tx0 = sh.tx[0], tx1 = sh.tx[1];
+        corio::receiver<long> rx0 = sh.rx[0], rx1 = sh.rx[1];
+        long first = (2L * r + me) * m + 1;
+        auto producer = corio::spawn(
+            [](corio::sender<long> a, corio::sender<long> b, long first, long last) -> task<> {
+              for (long v = first; v <= last; ++v) co_await corio::select(a.send(v), b.send(v));
+            }(tx0, tx1, first, first + m - 1));
+        while (sh.received.load() < 2 * m * (r + 1)) {
+          auto got = co_await corio::select(rx0.recv(), rx1.recv(),
+                                            corio::sleep_for(std::chrono::milliseconds(1)));
+          long v = 0;
+          if (got.index() == 0 && std::get<0>(got)) v = *std::get<0>(got);
+          if (got.index() == 1 && std::get<1>(got)) v = *std::get<1>(got);
+          if (v != 0) {
+            sh.sum.fetch_add(v);
+            sh.received.fetch_add(1);
+          }
+        }
+        co_await producer;
+      }
+    };
+    std::thread b([&] {
+      corio::runtime rt{{.workers = 1}};
+      rt.block_on(side(1, rounds, per_side, sh));
+    });
+    {
+      corio::runtime rt{{.workers = 1}};
+      rt.block_on(side(0, rounds, per_side, sh));
+    }
+    b.join();
+    const long total = 2 * rounds * per_side;
+    CHECK(sh.received.load() == total);
+    CHECK(sh.sum.load() == static_cast<long long>(total) * (total + 1) / 2);
+  }
 }
