@@ -115,4 +115,12 @@ inline double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+/// Sets CORIO_TEST_DISABLE_FEATURES (lib/ring.hpp) for the runtimes constructed in its scope.
+struct disable_features {
+  explicit disable_features(const char* names) { setenv("CORIO_TEST_DISABLE_FEATURES", names, 1); }
+  ~disable_features() { unsetenv("CORIO_TEST_DISABLE_FEATURES"); }
+  disable_features(const disable_features&) = delete;
+  disable_features& operator=(const disable_features&) = delete;
+};
+
 }  // namespace corio::test

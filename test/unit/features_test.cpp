@@ -3,6 +3,7 @@
 // feature still works, and one that cannot work names the missing feature and the fix.
 #include <doctest/doctest.h>
 
+#include "../support/invariants.hpp"
 #include "../support/net.hpp"
 
 #include <corio/corio.hpp>
@@ -24,6 +25,7 @@
 #include <vector>
 
 using corio::task;
+using corio::test::disable_features;
 using namespace std::chrono_literals;
 
 namespace {
@@ -36,14 +38,6 @@ bool kernel_at_least(int major, int minor) {
   if (std::sscanf(u.release, "%d.%d", &a, &b) != 2) return false;
   return a > major || (a == major && b >= minor);
 }
-
-// Sets CORIO_TEST_DISABLE_FEATURES for the runtimes constructed in its scope.
-struct disable_features {
-  explicit disable_features(const char* names) { setenv("CORIO_TEST_DISABLE_FEATURES", names, 1); }
-  ~disable_features() { unsetenv("CORIO_TEST_DISABLE_FEATURES"); }
-  disable_features(const disable_features&) = delete;
-  disable_features& operator=(const disable_features&) = delete;
-};
 
 task<int> child(int x) {
   co_await corio::yield_now();

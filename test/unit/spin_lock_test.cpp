@@ -11,23 +11,15 @@
 #include <corio/detail/wait_list.hpp>
 
 #include <atomic>
-#include <cstdlib>
 #include <memory>
 #include <thread>
 
 using corio::task;
 using corio::detail::spin_lock;
+using corio::test::disable_features;
 using corio::test::scaled;
 
 namespace {
-
-// Sets CORIO_TEST_DISABLE_FEATURES for the runtimes constructed in its scope.
-struct disable_features {
-  explicit disable_features(const char* names) { setenv("CORIO_TEST_DISABLE_FEATURES", names, 1); }
-  ~disable_features() { unsetenv("CORIO_TEST_DISABLE_FEATURES"); }
-  disable_features(const disable_features&) = delete;
-  disable_features& operator=(const disable_features&) = delete;
-};
 
 // Whether a lock made with home_bias by a task of a runtime with `workers` workers is biased.
 bool biased_on(std::size_t workers) {
