@@ -35,17 +35,25 @@
 
 namespace corio::detail {
 
+namespace {
+
+// One round of waiting for a lock's holder: a pause for the first rounds, then the CPU, since
+// the holder may have been preempted.
+void spin_wait(unsigned& spins) noexcept {
+  if (spins < 64) {
+    __builtin_ia32_pause();
+    ++spins;
+  } else {
+    sched_yield();
+  }
+}
+
+}  // namespace
+
 void spin_lock::lock_slow() noexcept {
-  for (unsigned spins = 0;; ++spins) {
-    while (locked_.load(std::memory_order_relaxed)) {
-      if (spins < 64) {
-        __builtin_ia32_pause();
-        ++spins;
-      } else {
-        // The holder may have been preempted: give it the CPU.
-        sched_yield();
-      }
-    }
+  unsigned spins = 0;
+  for (;;) {
+    while (locked_.load(std::memory_order_relaxed)) spin_wait(spins);
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
   }
 }
@@ -68,13 +76,8 @@ void spin_lock::revoke_bias() noexcept {
   }
   // Acquire pairs with the home thread's release of home_busy_: its critical section, if it was
   // in one, happened before ours.
-  for (unsigned spins = 0; home_busy_.load(std::memory_order_acquire); ++spins) {
-    if (spins < 64) {
-      __builtin_ia32_pause();
-    } else {
-      sched_yield();
-    }
-  }
+  unsigned spins = 0;
+  while (home_busy_.load(std::memory_order_acquire)) spin_wait(spins);
 }
 
 void wait_list::push_back(waiter* w) noexcept {
