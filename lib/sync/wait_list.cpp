@@ -58,13 +58,31 @@ void spin_lock::lock_slow() noexcept {
   }
 }
 
+namespace {
+
+// Revocations in the process (spin_lock::revocation_limit). Relaxed: a heuristic, read by each
+// biased construction, written by each revocation.
+std::atomic<unsigned> revocation_count{0};
+
+}  // namespace
+
+unsigned spin_lock::revocations() noexcept {
+  return revocation_count.load(std::memory_order_relaxed);
+}
+
+void spin_lock::reset_revocations() noexcept {
+  revocation_count.store(0, std::memory_order_relaxed);
+}
+
 std::uintptr_t spin_lock::bias_home() noexcept {
   worker* w = current_worker();
   if (w == nullptr || !w->runtime().home_biased_locks()) return 0;
+  if (revocation_count.load(std::memory_order_relaxed) >= revocation_limit) return 0;
   return this_thread_tag();
 }
 
 void spin_lock::revoke_bias() noexcept {
+  revocation_count.fetch_add(1, std::memory_order_relaxed);
   biased_.store(false, std::memory_order_relaxed);
   // After the barrier, the home thread either made its store of home_busy_ = true visible to us
   // (we wait below), or it has not yet read biased_, and will read false and take locked_, which

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <memory>
 #include <thread>
+#include <vector>
 
 using corio::task;
 using corio::detail::spin_lock;
@@ -60,6 +61,7 @@ struct guarded {
 
 TEST_SUITE("spin_lock") {
   TEST_CASE("home_bias biases to the worker of a one-worker runtime only") {
+    spin_lock::reset_revocations();
     CHECK(biased_on(1));
     CHECK_FALSE(biased_on(2));
     // Off any worker (this thread, before and after a session).
@@ -76,7 +78,34 @@ TEST_SUITE("spin_lock") {
     }
   }
 
+  TEST_CASE("after revocation_limit revocations new locks are not biased") {
+    spin_lock::reset_revocations();
+    corio::runtime rt{{.workers = 1}};
+    rt.block_on([]() -> task<> {
+      const unsigned n = spin_lock::revocation_limit;
+      std::vector<std::unique_ptr<spin_lock>> locks;
+      for (unsigned i = 0; i < n; ++i) {
+        locks.push_back(std::make_unique<spin_lock>(spin_lock::home_bias));
+        REQUIRE(locks.back()->biased());
+      }
+      std::thread([&] {
+        for (auto& l : locks) {
+          l->lock();  // revokes
+          l->unlock();
+        }
+      }).join();
+      CHECK(spin_lock::revocations() == n);
+      spin_lock after{spin_lock::home_bias};
+      CHECK_FALSE(after.biased());
+      spin_lock::reset_revocations();
+      spin_lock again{spin_lock::home_bias};
+      CHECK(again.biased());
+      co_return;
+    }());
+  }
+
   TEST_CASE("after a revocation every thread takes the real lock, the home thread too") {
+    spin_lock::reset_revocations();
     corio::runtime rt{{.workers = 1}};
     rt.block_on([]() -> task<> {
       spin_lock l{spin_lock::home_bias};
@@ -122,6 +151,7 @@ TEST_SUITE("spin_lock") {
     const int per_side = 1'000;
     rt.block_on([](int rounds, int per_side) -> task<> {
       for (int r = 0; r < rounds; ++r) {
+        spin_lock::reset_revocations();  // under the limit, whatever CORIO_TEST_SCALE asks
         auto g = std::make_unique<guarded>();
         REQUIRE(g->lock.biased());
         // Both sides start together: the thread says it runs, the worker says go.
@@ -173,6 +203,7 @@ TEST_SUITE("spin_lock") {
   }
 
   TEST_CASE("two one-worker runtimes select over each other's biased channels") {
+    spin_lock::reset_revocations();
     // Round after round, each runtime's main task makes a channel, biased to its thread, and
     // both sides then send and receive through selects over both channels. A select holds both
     // channels' locks at once while the other thread revokes, or is revoked by, one of them: no

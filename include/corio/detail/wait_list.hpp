@@ -75,6 +75,13 @@ class spin_lock {
   /// Still biased to its home thread (tests).
   bool biased() const noexcept { return biased_.load(std::memory_order_relaxed); }
 
+  /// After this many revocations in the process, new locks are no longer biased: a program that
+  /// keeps handing fresh primitives to other threads would pay a membarrier for each.
+  static constexpr unsigned revocation_limit = 256;
+  /// The revocations so far, and a reset (tests).
+  static unsigned revocations() noexcept;
+  static void reset_revocations() noexcept;
+
  private:
   bool lock_at_home() noexcept {
     if (home_ != this_thread_tag()) return false;  // home_ == 0: never biased
