@@ -6,6 +6,7 @@
 // "name workers=N median_ns min_ns max_ns". Pin the process with taskset for stable figures;
 // bench/run.sh does that and puts the figures beside the reference peers of ../shared/bench.
 // --list prints "name operations_per_run" for each benchmark (bench/micro_instructions.sh).
+// foreign_lock runs only when named by --only (see there).
 #include <corio/channel.hpp>
 #include <corio/corio.hpp>
 #include <corio/detail/diagnostics.hpp>
@@ -19,8 +20,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using corio::task;
@@ -32,6 +35,9 @@ struct bench {
   const char* name;
   long ops;  // operations per run
   std::function<task<>(long)> body;
+  /// Runs only when named by --only, and --list leaves it out: it needs two free CPUs and
+  /// measures a system call, not an instruction path (foreign_lock).
+  bool opt_in = false;
 };
 
 task<> leaf() {
@@ -157,6 +163,25 @@ task<> mutex_contention(long n) {
   if (counter != n / tasks * tasks) throw std::runtime_error("mutex_contention: lost an update");
 }
 
+// Opt-in (--only foreign_lock, unpinned, on an otherwise idle machine with two CPUs or more).
+// A plain thread takes and releases, once each, n mutexes that the task made, while the worker's
+// thread keeps running (it spins); per mutex, with the mutexes' construction and the thread's
+// start spread over the run. With one worker each first lock revokes the mutex's bias to the
+// worker's thread: a membarrier, which must interrupt the running worker (spin_lock in
+// detail/wait_list.hpp). With two workers there is no bias, and this is a plain lock.
+task<> foreign_lock(long n) {
+  auto ms = std::make_unique<corio::mutex[]>(static_cast<std::size_t>(n));
+  std::atomic<bool> done{false};
+  std::thread th([&ms, &done, n] {
+    for (long i = 0; i < n; ++i) auto g = ms[i].lock_blocking();
+    done.store(true, std::memory_order_release);
+  });
+  while (!done.load(std::memory_order_acquire)) {
+  }
+  th.join();
+  co_return;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,14 +221,17 @@ int main(int argc, char** argv) {
       {"chan_stream64", 2'000'000, [](long n) { return chan_stream(n, 64); }},
       {"chan_stream1024", 2'000'000, [](long n) { return chan_stream(n, 1024); }},
       {"mutex_contention", 400'000, mutex_contention},
+      {"foreign_lock", 2'000, foreign_lock, true},
   };
   if (list) {
-    for (auto& b : all) fmt::print("{} {}\n", b.name, b.ops);
+    for (auto& b : all) {
+      if (!b.opt_in) fmt::print("{} {}\n", b.name, b.ops);
+    }
     return 0;
   }
   corio::runtime rt{corio::runtime_options{.workers = workers}};
   for (auto& b : all) {
-    if (!only.empty() && only != b.name) continue;
+    if (only.empty() ? b.opt_in : only != b.name) continue;
     // All repetitions run inside one session, so thread and ring start-up is not measured.
     std::vector<double> ns = rt.block_on([](bench& b, int reps) -> task<std::vector<double>> {
       std::vector<double> out;
