@@ -71,28 +71,47 @@ void mpmc(std::size_t workers, std::size_t capacity, int producers, int consumer
   CHECK(t.sum.load() == n * (n - 1) / 2);
 }
 
-// A plain thread sends 1..n (n a multiple of 4) into a task, which sends each value back; the
-// thread checks that every value comes back once and in order, and then the end of the stream.
-void share_with_thread(std::size_t workers, long n) {
-  corio::runtime rt{{.workers = workers}};
-  auto [tx, rx] = corio::make_channel<long>(8);
-  auto [back_tx, back_rx] = corio::make_channel<long>(8);
-  std::thread th([n, tx = std::move(tx), back_rx = std::move(back_rx)]() mutable {
-    long expect = 1;
-    for (long i = 1; i <= n; ++i) {
-      tx.send_blocking(i);
-      if (i % 4 == 0) {  // let up to four values travel at once
-        for (int k = 0; k < 4; ++k) CHECK(*back_rx.recv_blocking() == expect++);
-      }
+// The plain thread's side of share_with_thread: sends 1..n (n a multiple of 4) and checks that
+// every value comes back once and in order, and then the end of the stream.
+void thread_side(long n, corio::sender<long> tx, corio::receiver<long> back_rx) {
+  long expect = 1;
+  for (long i = 1; i <= n; ++i) {
+    tx.send_blocking(i);
+    if (i % 4 == 0) {  // let up to four values travel at once
+      for (int k = 0; k < 4; ++k) CHECK(*back_rx.recv_blocking() == expect++);
     }
-    { auto drop = std::move(tx); }
-    // The main task ends when its receiver sees the end; its sender goes with its frame.
-    CHECK_FALSE(back_rx.recv_blocking().has_value());
-    CHECK(expect == n + 1);
-  });
-  rt.block_on([](corio::receiver<long> rx, corio::sender<long> back) -> task<> {
-    while (auto v = co_await rx.recv()) co_await back.send(*v);
-  }(std::move(rx), std::move(back_tx)));
+  }
+  { auto drop = std::move(tx); }
+  // The main task ends when its receiver sees the end; its sender goes with its frame.
+  CHECK_FALSE(back_rx.recv_blocking().has_value());
+  CHECK(expect == n + 1);
+}
+
+// The task's side: sends back every value until the thread's sender is gone.
+task<> task_side(corio::receiver<long> rx, corio::sender<long> back) {
+  while (auto v = co_await rx.recv()) co_await back.send(*v);
+}
+
+// A plain thread and the main task echo n values through two channels of capacity 8.
+// `made_by_task`: the main task makes the channels (with one worker their locks are then biased
+// to the worker's thread, and the thread's first operations revoke that while the task uses
+// them); otherwise they are made before the runtime starts.
+void share_with_thread(std::size_t workers, long n, bool made_by_task) {
+  corio::runtime rt{{.workers = workers}};
+  std::thread th;
+  if (made_by_task) {
+    rt.block_on([](long n, std::thread& th) -> task<> {
+      auto [tx, rx] = corio::make_channel<long>(8);
+      auto [back_tx, back_rx] = corio::make_channel<long>(8);
+      th = std::thread(thread_side, n, std::move(tx), std::move(back_rx));
+      co_await task_side(std::move(rx), std::move(back_tx));
+    }(n, th));
+  } else {
+    auto [tx, rx] = corio::make_channel<long>(8);
+    auto [back_tx, back_rx] = corio::make_channel<long>(8);
+    th = std::thread(thread_side, n, std::move(tx), std::move(back_rx));
+    rt.block_on(task_side(std::move(rx), std::move(back_tx)));
+  }
   th.join();
 }
 
@@ -316,8 +335,11 @@ TEST_SUITE("channel") {
     // With one worker a task enrolls its wait inside await_suspend (no deferred action), and the
     // plain thread's wakes race that enrollment: values must still arrive once each, in order.
     for (std::size_t workers : {1u, 2u}) {
-      CAPTURE(workers);
-      share_with_thread(workers, scaled(20'000));
+      for (bool made_by_task : {false, true}) {
+        CAPTURE(workers);
+        CAPTURE(made_by_task);
+        share_with_thread(workers, scaled(20'000), made_by_task);
+      }
     }
   }
 

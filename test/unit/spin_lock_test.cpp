@@ -176,32 +176,6 @@ TEST_SUITE("spin_lock") {
     }(rounds, per_side));
   }
 
-  TEST_CASE("a channel made by a one-worker runtime's task serves a plain thread too") {
-    // The channels are biased to the worker; the thread's first operations revoke them while
-    // the task uses them. Every value comes back once, in order.
-    corio::runtime rt{{.workers = 1}};
-    const long n = scaled(20'000);
-    std::thread th;
-    rt.block_on([](long n, std::thread& th) -> task<> {
-      auto [tx, rx] = corio::make_channel<long>(8);
-      auto [back_tx, back_rx] = corio::make_channel<long>(8);
-      th = std::thread([n, tx = std::move(tx), back_rx = std::move(back_rx)]() mutable {
-        long expect = 1;
-        for (long i = 1; i <= n; ++i) {
-          tx.send_blocking(i);
-          if (i % 4 == 0) {
-            for (int k = 0; k < 4; ++k) CHECK(*back_rx.recv_blocking() == expect++);
-          }
-        }
-        { auto drop = std::move(tx); }
-        CHECK_FALSE(back_rx.recv_blocking().has_value());
-        CHECK(expect == n + 1);
-      });
-      while (auto v = co_await rx.recv()) co_await back_tx.send(*v);
-    }(n, th));
-    th.join();
-  }
-
   TEST_CASE("two one-worker runtimes select over each other's biased channels") {
     spin_lock::reset_revocations();
     // Round after round, each runtime's main task makes a channel, biased to its thread, and
