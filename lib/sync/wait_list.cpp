@@ -48,6 +48,10 @@ void spin_wait(unsigned& spins) noexcept {
   }
 }
 
+// Revocations in the process (spin_lock::revocation_limit). Relaxed: a heuristic, read by each
+// biased construction, written by each revocation.
+std::atomic<unsigned> revocation_count{0};
+
 }  // namespace
 
 void spin_lock::lock_slow() noexcept {
@@ -57,14 +61,6 @@ void spin_lock::lock_slow() noexcept {
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
   }
 }
-
-namespace {
-
-// Revocations in the process (spin_lock::revocation_limit). Relaxed: a heuristic, read by each
-// biased construction, written by each revocation.
-std::atomic<unsigned> revocation_count{0};
-
-}  // namespace
 
 unsigned spin_lock::revocations() noexcept {
   return revocation_count.load(std::memory_order_relaxed);
