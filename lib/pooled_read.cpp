@@ -356,8 +356,8 @@ std::error_code pooled_read_error(const pooled_wait& w) noexcept {
   return errno_code(w.err);
 }
 
-void throw_pooled_read_error(const pooled_wait& w, std::error_code e) {
-  throw_error(e, fmt::format("corio: read_some_pooled on fd {}", w.fd));
+void throw_pooled_read_error(const pooled_wait& w) {
+  throw_error(pooled_read_error(w), fmt::format("corio: read_some_pooled on fd {}", w.fd));
 }
 
 void release_pooled_reader(pooled_reader* r) noexcept {

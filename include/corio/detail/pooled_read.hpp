@@ -62,7 +62,13 @@ bool pooled_read_start(pooled_wait& w, std::coroutine_handle<> h);
 [[noreturn]] void throw_mixed_reads(const char* what);
 /// The outcome as an error code (success: bytes, or end of stream as an empty buffer).
 std::error_code pooled_read_error(const pooled_wait& w) noexcept;
-[[noreturn]] void throw_pooled_read_error(const pooled_wait& w, std::error_code e);
+/// Whether pooled_read_error would say success: inline, so that a read that succeeded makes no
+/// call to find out.
+inline bool pooled_read_ok(const pooled_wait& w) noexcept {
+  return !w.cancelled && !w.timed_out && w.err == 0;
+}
+/// Throws the failure of a read that was not pooled_read_ok.
+[[noreturn]] void throw_pooled_read_error(const pooled_wait& w);
 /// Read pools not yet freed, over the process: 0 once every session ended and every pooled
 /// buffer and stream was given back (the test suites' "all provided buffers returned" check).
 std::int64_t live_read_pools() noexcept;

@@ -95,7 +95,8 @@ class pooled_read_op {
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) { return pooled_read_start(w_, h); }
   pooled_buffer await_resume() {
-    if (std::error_code e = pooled_read_error(w_)) throw_pooled_read_error(w_, e);
+    if (!pooled_read_ok(w_)) [[unlikely]]
+      throw_pooled_read_error(w_);
     return std::move(w_.result);
   }
   /// The non-throwing form: `co_await s.read_some_pooled().nothrow()` yields
@@ -106,7 +107,8 @@ class pooled_read_op {
       bool await_ready() const noexcept { return false; }
       bool await_suspend(std::coroutine_handle<> h) { return pooled_read_start(op.w_, h); }
       result<pooled_buffer> await_resume() {
-        if (std::error_code e = pooled_read_error(op.w_)) return e;
+        if (!pooled_read_ok(op.w_)) [[unlikely]]
+          return pooled_read_error(op.w_);
         return std::move(op.w_.result);
       }
     };
