@@ -349,9 +349,9 @@ void throw_mixed_reads(const char* what) {
 }
 
 std::error_code pooled_read_error(const pooled_wait& w) noexcept {
+  if (pooled_read_ok(w)) return {};
   if (w.cancelled) return std::make_error_code(std::errc::operation_canceled);
   if (w.timed_out) return std::make_error_code(std::errc::timed_out);
-  if (w.err == 0) return {};
   if (w.err == ECANCELED) return make_error_code(errc::stream_closed);  // a close cancelled it
   return errno_code(w.err);
 }

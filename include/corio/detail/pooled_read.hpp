@@ -62,8 +62,8 @@ bool pooled_read_start(pooled_wait& w, std::coroutine_handle<> h);
 [[noreturn]] void throw_mixed_reads(const char* what);
 /// The outcome as an error code (success: bytes, or end of stream as an empty buffer).
 std::error_code pooled_read_error(const pooled_wait& w) noexcept;
-/// Whether pooled_read_error would say success: inline, so that a read that succeeded makes no
-/// call to find out.
+/// Whether the read succeeded, which is pooled_read_error's empty case: inline, so that a read
+/// that succeeded makes no call to find out.
 inline bool pooled_read_ok(const pooled_wait& w) noexcept {
   return !w.cancelled && !w.timed_out && w.err == 0;
 }
