@@ -98,13 +98,24 @@ TEST_SUITE("cancel") {
               for (;;) co_await corio::yield_now();
             }(counted{}),
             2ms)));
-        // a queued blocking job (the only pool thread is busy)
-        auto busy = corio::spawn([]() -> task<> {
-          co_await corio::spawn_blocking([] { std::this_thread::sleep_for(30ms); });
-        }());
-        co_await corio::sleep_for(2ms);
+        // a queued blocking job: the only pool thread is busy until the cancel has been seen (a
+        // job of fixed length could end first on a loaded machine, and the queued one run)
+        std::atomic<bool> started{false};
+        std::atomic<bool> release{false};
+        auto busy =
+            corio::spawn([](std::atomic<bool>* started, std::atomic<bool>* release) -> task<> {
+              co_await corio::spawn_blocking([started, release] {
+                started->store(true);
+                for (int i = 0; i < 10'000 && !release->load(); ++i) {
+                  std::this_thread::sleep_for(1ms);
+                }
+              });
+            }(&started, &release));
+        for (int i = 0; i < 5'000 && !started.load(); ++i) co_await corio::sleep_for(1ms);
+        CHECK(started.load());
         CHECK(is_cancelled(co_await cancel_after(
             [](counted) -> task<> { co_await corio::spawn_blocking([] {}); }(counted{}), 1ms)));
+        release.store(true);
         co_await busy;
         CHECK(corio::test::ms_since(t0) < 1000);
         CHECK(counted::live == 0);
